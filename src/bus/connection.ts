@@ -1,0 +1,110 @@
+import {Redis, type RedisOptions} from 'ioredis'
+
+import {ConnectionError} from './errors.js'
+
+/** Default Redis URL. */
+export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379/0'
+
+/** How to reach Redis. */
+export interface ConnectionOptions {
+  /** `redis://[user:password@]host:port/db`, or `rediss://` for TLS. @defaultValue `redis://127.0.0.1:6379/0` */
+  redisUrl?: string
+  /** How long the first connection may take before `connect` fails. @defaultValue 3000 */
+  connectTimeoutMs?: number
+  /**
+   * Reconnect after the connection drops (a Redis restart). Long-lived processes want this; one-shot
+   * commands fail at once instead. @defaultValue true
+   */
+  reconnect?: boolean
+}
+
+/** The URL with any password replaced by `***`, safe to print. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url)
+    if (parsed.password) parsed.password = '***'
+    return parsed.toString()
+  } catch {
+    return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@')
+  }
+}
+
+function describe(error: unknown): string {
+  const e = error as NodeJS.ErrnoException
+  const text = e?.code ?? e?.message ?? String(error)
+  // ioredis sometimes embeds the URL (with its password) in messages; never let it through.
+  return text.replace(/\/\/([^:@/\s]*):[^@/\s]*@/g, '//$1:***@')
+}
+
+/** Wraps a failure to reach Redis in a ConnectionError with a hint of what to do. */
+export function connectionError(url: string, error: unknown): ConnectionError {
+  const reason = describe(error)
+  const auth = /NOAUTH|WRONGPASS|invalid password|AUTH/i.test(reason)
+  const hint = auth
+    ? 'check the password in --redis-url / REDIS_URL'
+    : 'start redis-server there, or point --redis-url / REDIS_URL at a reachable Redis'
+  return new ConnectionError(
+    `cannot reach Redis at ${redactUrl(url)} (${reason}): ${hint}`,
+    {url: redactUrl(url)},
+    {cause: error},
+  )
+}
+
+/** The role of a connection, shown in CLIENT LIST as its name. */
+export type ConnectionRole = 'cmd' | 'sub' | 'block'
+
+/**
+ * Opens one ioredis connection and waits until it is ready. The first connection fails within
+ * `connectTimeoutMs`; once up, a `reconnect` connection retries forever with capped backoff.
+ * @throws ConnectionError when Redis cannot be reached
+ */
+export async function openConnection(
+  options: ConnectionOptions,
+  clientName?: string,
+  extra: RedisOptions = {},
+): Promise<Redis> {
+  const url = options.redisUrl ?? DEFAULT_REDIS_URL
+  const timeout = options.connectTimeoutMs ?? 3000
+  let everReady = false
+  let redis: Redis
+  try {
+    redis = new Redis(url, {
+      lazyConnect: true,
+      connectTimeout: timeout,
+      connectionName: clientName,
+      enableAutoPipelining: false,
+      maxRetriesPerRequest: options.reconnect === false ? 0 : null,
+      retryStrategy: (times) => {
+        if (!everReady || options.reconnect === false) return null
+        return Math.min(50 * 2 ** Math.min(times, 6), 2000)
+      },
+      ...extra,
+    })
+  } catch (error) {
+    throw connectionError(url, error)
+  }
+  // Errors after a connection is up are handled by reconnecting; keep them from crashing the process.
+  let lastError: unknown
+  redis.on('error', (error) => {
+    lastError = error
+  })
+  let timer: NodeJS.Timeout | undefined
+  try {
+    await Promise.race([
+      redis.connect(),
+      new Promise((_, reject) => {
+        timer = setTimeout(
+          () => reject(Object.assign(new Error('connect timed out'), {code: 'ETIMEDOUT'})),
+          timeout,
+        )
+      }),
+    ])
+    everReady = true
+  } catch (error) {
+    redis.disconnect()
+    throw connectionError(url, lastError ?? error)
+  } finally {
+    clearTimeout(timer)
+  }
+  return redis
+}

@@ -1,0 +1,118 @@
+import type {Redis} from 'ioredis'
+
+import type {Keys} from './keys.js'
+
+/** Outcome of one health check. */
+export interface HealthCheck {
+  name: string
+  status: 'pass' | 'warn' | 'fail'
+  detail: string
+}
+
+/** A live agent as seen through its heartbeats. */
+export interface AgentInfo {
+  id: string
+  handlers: string[]
+  /** Server time (ms) of its last heartbeat. */
+  lastSeen: number
+  /** Heartbeat interval it announced, in ms. */
+  intervalMs: number
+  /** Ms since its last heartbeat. */
+  ageMs: number
+  /** True when more than 3 heartbeat intervals have passed without one. */
+  stale: boolean
+  [key: string]: unknown
+}
+
+/** The health report of `bus.health()` and `raptor health --json`. */
+export interface HealthReport {
+  status: 'healthy' | 'degraded' | 'unhealthy'
+  redisVersion: string
+  latencyMs: number
+  connectedClients: number
+  usedMemoryBytes: number
+  usedMemoryHuman: string
+  maxMemoryBytes: number
+  uptimeSeconds: number
+  agents: AgentInfo[]
+  checks: HealthCheck[]
+}
+
+/** Thresholds that turn a healthy bus degraded. */
+export interface HealthOptions {
+  /** Latency above which Redis counts as slow. @defaultValue 100 */
+  maxLatencyMs?: number
+}
+
+function infoField(info: string, field: string): string {
+  const match = new RegExp(`^${field}:(.*)$`, 'm').exec(info)
+  return match ? match[1].trim() : ''
+}
+
+/** Reads the registered agents and flags the stale ones, by Redis server time. */
+export async function readAgents(redis: Redis, keys: Keys, now: number): Promise<AgentInfo[]> {
+  const raw = await redis.hgetall(keys.agents())
+  const agents: AgentInfo[] = []
+  for (const [id, json] of Object.entries(raw)) {
+    try {
+      const beat = JSON.parse(json) as {handlers?: string[]; lastSeen: number; intervalMs: number}
+      const ageMs = Math.max(0, now - beat.lastSeen)
+      agents.push({...beat, id, handlers: beat.handlers ?? [], ageMs, stale: ageMs > 3 * beat.intervalMs})
+    } catch {
+      // A malformed registration is not an agent; skip it.
+    }
+  }
+  return agents.sort((a, b) => a.id.localeCompare(b.id))
+}
+
+/** Measures Redis and reads the agents; the caller adds threshold checks. */
+export async function baseHealth(
+  redis: Redis,
+  keys: Keys,
+  options: HealthOptions = {},
+): Promise<HealthReport> {
+  const started = process.hrtime.bigint()
+  await redis.ping()
+  const latencyMs = Number(process.hrtime.bigint() - started) / 1e6
+  const [info, [sec, usec]] = await Promise.all([redis.info(), redis.time()])
+  const now = Number(sec) * 1000 + Math.floor(Number(usec) / 1000)
+  const agents = await readAgents(redis, keys, now)
+  const maxLatency = options.maxLatencyMs ?? 100
+  const checks: HealthCheck[] = [
+    {name: 'redis', status: 'pass', detail: `reachable, version ${infoField(info, 'redis_version')}`},
+    {
+      name: 'latency',
+      status: latencyMs > maxLatency ? 'warn' : 'pass',
+      detail: `${latencyMs.toFixed(2)} ms (limit ${maxLatency} ms)`,
+    },
+  ]
+  const stale = agents.filter((a) => a.stale)
+  checks.push({
+    name: 'agents',
+    status: stale.length > 0 ? 'warn' : 'pass',
+    detail:
+      agents.length === 0
+        ? 'no agents registered'
+        : `${agents.length - stale.length} live` +
+          (stale.length > 0 ? `, stale: ${stale.map((a) => a.id).join(', ')}` : ''),
+  })
+  return {
+    status: 'healthy',
+    redisVersion: infoField(info, 'redis_version'),
+    latencyMs: Math.round(latencyMs * 1000) / 1000,
+    connectedClients: Number(infoField(info, 'connected_clients')),
+    usedMemoryBytes: Number(infoField(info, 'used_memory')),
+    usedMemoryHuman: infoField(info, 'used_memory_human'),
+    maxMemoryBytes: Number(infoField(info, 'maxmemory')),
+    uptimeSeconds: Number(infoField(info, 'uptime_in_seconds')),
+    agents,
+    checks,
+  }
+}
+
+/** Derives the overall status from the checks: any fail → unhealthy, any warn → degraded. */
+export function overallStatus(checks: readonly HealthCheck[]): HealthReport['status'] {
+  if (checks.some((c) => c.status === 'fail')) return 'unhealthy'
+  if (checks.some((c) => c.status === 'warn')) return 'degraded'
+  return 'healthy'
+}

@@ -1,0 +1,148 @@
+import type {Redis} from 'ioredis'
+
+import type {Topology} from './channels.js'
+import {assertChannelName} from './channels.js'
+import {NotFoundError, type SchemaIssue} from './errors.js'
+import {parseEnvelope, type RaptorEvent} from './events.js'
+import type {Keys} from './keys.js'
+import {compareIds, idAt} from './stream-ids.js'
+
+/** A time window over a channel's history. Times are ms since the epoch or Dates, by Redis server time. */
+export interface ReplayWindow {
+  /** Only events of the last `since` ms. */
+  since?: number
+  /** Only events at or after this time. */
+  from?: number | Date
+  /** Only events at or before this time. */
+  until?: number | Date
+  /** Only events of these types. */
+  types?: readonly string[]
+  /** At most this many events. */
+  limit?: number
+}
+
+/** One history entry: an event, or what was wrong with an entry that is not one. */
+export type HistoryEntry =
+  | {streamId: string; channel: string; event: RaptorEvent; issues?: undefined}
+  | {streamId: string; channel: string; event?: undefined; issues: SchemaIssue[]; raw: Record<string, string>}
+
+const PAGE = 500
+
+function toMs(value: number | Date | undefined): number | undefined {
+  return value instanceof Date ? value.getTime() : value
+}
+
+function fieldsOf(flat: string[]): Record<string, string> {
+  const fields: Record<string, string> = {}
+  for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i]] = flat[i + 1]
+  return fields
+}
+
+/** Turns one XRANGE/XREADGROUP entry into a history entry. */
+export function toEntry(channel: string, streamId: string, flat: string[]): HistoryEntry {
+  const fields = fieldsOf(flat)
+  const parsed = parseEnvelope(fields.e)
+  return parsed.ok
+    ? {streamId, channel, event: parsed.event}
+    : {streamId, channel, issues: parsed.issues, raw: fields}
+}
+
+/** Reads channel history (the streams), always by Redis server time and within retention. */
+export class History {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+    private readonly topology: Topology,
+  ) {}
+
+  /** Redis server time in ms. */
+  async serverTime(): Promise<number> {
+    const [sec, usec] = await this.redis.time()
+    return Number(sec) * 1000 + Math.floor(Number(usec) / 1000)
+  }
+
+  /** Every concrete channel: the topology's and every one published to. */
+  async knownChannels(): Promise<string[]> {
+    const registered = await this.redis.smembers(this.keys.channelRegistry())
+    return [...new Set([...this.topology.names(), ...registered])].sort()
+  }
+
+  /**
+   * The bounds of a window as stream ids, clamped to the channel's retention.
+   * `reachesPastRetention` is true when the window asked for older events than are kept.
+   */
+  async bounds(channel: string, window: ReplayWindow, now?: number) {
+    const serverNow = now ?? (await this.serverTime())
+    const retention = this.topology.retentionMs(channel) ?? 0
+    const oldest = serverNow - retention
+    const wanted = Math.max(toMs(window.from) ?? 0, window.since === undefined ? 0 : serverNow - window.since)
+    const until = toMs(window.until)
+    return {
+      start: idAt(Math.max(wanted, oldest)),
+      end: until === undefined ? '+' : `${Math.floor(until)}-${Number.MAX_SAFE_INTEGER}`,
+      reachesPastRetention: wanted < oldest,
+    }
+  }
+
+  /** Entries of one channel in publish order (malformed ones included, flagged by `issues`). */
+  async *entries(channel: string, window: ReplayWindow = {}, stopAt?: string): AsyncGenerator<HistoryEntry> {
+    assertChannelName(channel)
+    const {start, end} = await this.bounds(channel, window)
+    const types = window.types && window.types.length > 0 ? new Set(window.types) : undefined
+    let cursor = start
+    let exclusive = false
+    let left = window.limit ?? Infinity
+    while (left > 0) {
+      const page = (await this.redis.xrange(
+        this.keys.stream(channel),
+        exclusive ? `(${cursor}` : cursor,
+        end,
+        'COUNT',
+        PAGE,
+      )) as [string, string[]][]
+      for (const [id, flat] of page) {
+        if (stopAt !== undefined && compareIds(id, stopAt) > 0) return
+        const entry = toEntry(channel, id, flat)
+        if (types && !(entry.event && types.has(entry.event.type))) continue
+        yield entry
+        if (--left <= 0) return
+      }
+      if (page.length < PAGE) return
+      cursor = page[page.length - 1][0]
+      exclusive = true
+    }
+  }
+
+  /** Events of one channel in publish order; malformed entries are skipped. */
+  async *events(channel: string, window: ReplayWindow = {}): AsyncGenerator<RaptorEvent> {
+    for await (const entry of this.entries(channel, window)) if (entry.event) yield entry.event
+  }
+
+  /**
+   * One event by id, from whichever channel holds it.
+   * @throws NotFoundError when no channel holds it (never published, or expired with its retention)
+   */
+  async get(eventId: string): Promise<{event: RaptorEvent; channel: string; streamId: string}> {
+    const channels = await this.knownChannels()
+    const pipeline = this.redis.pipeline()
+    for (const c of channels) pipeline.get(this.keys.eventIndex(c, eventId))
+    const results = (await pipeline.exec()) ?? []
+    for (let i = 0; i < channels.length; i++) {
+      const streamId = results[i]?.[1] as string | null
+      if (!streamId) continue
+      const page = (await this.redis.xrange(this.keys.stream(channels[i]), streamId, streamId)) as [
+        string,
+        string[],
+      ][]
+      if (page.length === 0) continue
+      const entry = toEntry(channels[i], page[0][0], page[0][1])
+      if (entry.event) return {event: entry.event, channel: channels[i], streamId}
+    }
+    throw new NotFoundError(
+      `event ${eventId} not found: it was never published here or has expired with its channel's retention`,
+      {
+        id: eventId,
+      },
+    )
+  }
+}

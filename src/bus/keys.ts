@@ -1,0 +1,85 @@
+import type {DlqReason} from './channels.js'
+
+/**
+ * Every Redis key and pub/sub channel name raptor uses, built in one place.
+ *
+ * All keys of a channel share the hash tag `{<channel>}` so that every per-channel script
+ * (publish, dead-letter, requeue) touches a single Redis Cluster slot. Global keys (the channel
+ * registry, agents) are only ever touched outside those scripts.
+ */
+export class Keys {
+  constructor(readonly prefix: string) {}
+
+  private tag(channel: string): string {
+    return `${this.prefix}:ch:{${channel}}`
+  }
+
+  /** The channel's history: a stream, one entry per event, field `e` = envelope JSON. */
+  stream(channel: string): string {
+    return `${this.tag(channel)}:stream`
+  }
+
+  /** Event id → stream entry id of that event, expiring with the channel's retention (for `get`). */
+  eventIndex(channel: string, eventId: string): string {
+    return `${this.tag(channel)}:id:${eventId}`
+  }
+
+  /** Per-channel counters (hash): published, delivered, acked, failed, retried, deadLettered, … */
+  stats(channel: string): string {
+    return `${this.tag(channel)}:stats`
+  }
+
+  /** Per-handler counters on one channel (hash), kept by the consume scripts. */
+  handlerStats(channel: string, handler: string): string {
+    return `${this.tag(channel)}:hstats:${handler}`
+  }
+
+  /** Dead-lettered events of one channel and reason (a stream). */
+  dlq(channel: string, reason: DlqReason): string {
+    return `${this.tag(channel)}:dlq:${reason}`
+  }
+
+  /** Events requeued to one handler only, on one channel (a stream read by the handler's group). */
+  requeue(channel: string, handler: string): string {
+    return `${this.tag(channel)}:rq:${handler}`
+  }
+
+  /** Every concrete channel ever published to under this prefix (a set). */
+  channelRegistry(): string {
+    return `${this.prefix}:channels`
+  }
+
+  /** Live agents: agent id → last heartbeat JSON (a hash). */
+  agents(): string {
+    return `${this.prefix}:agents`
+  }
+
+  /** Pub/sub channel for live delivery of a channel's events. */
+  live(channel: string): string {
+    return `${this.prefix}:live:${channel}`
+  }
+
+  /** Pub/sub pattern covering the live channels a glob can match (a superset; matched exactly client-side). */
+  livePattern(pattern: string): string {
+    const redisGlob = pattern.replace(/\*\*|>$/g, '*')
+    return `${this.prefix}:live:${redisGlob}`
+  }
+
+  /** Channel name from a live pub/sub channel name. */
+  channelOfLive(liveChannel: string): string {
+    return liveChannel.slice(this.prefix.length + ':live:'.length)
+  }
+
+  /** Pub/sub channel on which replies to a request with this correlation id arrive. */
+  reply(correlationId: string): string {
+    return `${this.prefix}:reply:${correlationId}`
+  }
+
+  /** Client name prefix of live subscriber connections (counted by `metrics` via CLIENT LIST). */
+  subscriberClientName(): string {
+    return `${this.prefix}:sub`
+  }
+}
+
+/** Prefix rule: keeps key names and pub/sub patterns unambiguous. */
+export const PREFIX_PATTERN = /^[A-Za-z0-9_-]+(:[A-Za-z0-9_-]+)*$/

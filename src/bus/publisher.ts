@@ -1,0 +1,181 @@
+import type {ChannelSpec, Topology} from './channels.js'
+import {DLQ_RETENTION_MS, ROUTING_DLQ_CHANNEL, assertChannelName} from './channels.js'
+import {InvalidInputError, PartialError, RoutingError} from './errors.js'
+import {
+  buildEnvelope,
+  checkPayload,
+  checkSize,
+  type PayloadSchema,
+  type PublishInput,
+  type RaptorEvent,
+} from './events.js'
+import type {Keys} from './keys.js'
+import {scriptPipeline, type ScriptedRedis} from './scripts.js'
+
+/** Events per pipelined round trip when publishing in bulk. */
+const WRITE_CHUNK = 1000
+
+/** An event ready to be written: its envelope, the envelope's JSON, and where it goes. */
+export interface PreparedEvent {
+  event: RaptorEvent
+  json: string
+  spec: ChannelSpec
+}
+
+/** What a publisher needs to know of the bus. */
+export interface PublisherContext {
+  redis: ScriptedRedis
+  keys: Keys
+  topology: Topology
+  schemas: Record<string, PayloadSchema>
+  maxPayloadBytes: number
+  defaultSource: string
+}
+
+/**
+ * Serializes an envelope whose payload is already JSON, so that the payload (the only large part)
+ * is stringified exactly once on the publish path.
+ */
+export function serializeEnvelope(event: RaptorEvent, dataJson: string): string {
+  const q = JSON.stringify
+  const correlation = event.correlationid === undefined ? '' : `,"correlationid":${q(event.correlationid)}`
+  return (
+    `{"specversion":"1.0","id":${q(event.id)},"type":${q(event.type)},"source":${q(event.source)},` +
+    `"time":${q(event.time)},"datacontenttype":"application/json","channel":${q(event.channel)},` +
+    `"priority":${q(event.priority)}${correlation},"data":${dataJson}}`
+  )
+}
+
+function stringifyPayload(data: unknown, channel: string): string {
+  try {
+    return JSON.stringify(data)
+  } catch (error) {
+    throw new InvalidInputError(`payload cannot be serialized as JSON: ${(error as Error).message}`, {
+      channel,
+    })
+  }
+}
+
+/** Validates and writes events: one Lua script per event, one round trip per call. */
+export class Publisher {
+  private readonly registered = new Set<string>()
+
+  constructor(private readonly ctx: PublisherContext) {}
+
+  /**
+   * Checks an event fully (envelope, size, payload schema, routing) without writing anything.
+   * An unknown channel yields `spec: undefined` so that the caller can park it.
+   */
+  prepare(input: PublishInput): {event: RaptorEvent; json: string; spec: ChannelSpec | undefined} {
+    if (typeof input.channel !== 'string') throw new InvalidInputError('channel is required')
+    assertChannelName(input.channel)
+    const event = buildEnvelope(input, this.ctx.defaultSource)
+    const dataJson = stringifyPayload(event.data, event.channel)
+    checkSize(Buffer.byteLength(dataJson), this.ctx.maxPayloadBytes, event.channel)
+    checkPayload(event, this.ctx.schemas[event.type])
+    return {event, json: serializeEnvelope(event, dataJson), spec: this.ctx.topology.resolve(event.channel)}
+  }
+
+  /**
+   * Publishes one event and returns its id.
+   * @throws InvalidInputError, SchemaViolationError, PayloadTooLargeError (nothing written),
+   *   RoutingError (the event is parked in DLQ routing_error)
+   */
+  async publish(input: PublishInput): Promise<string> {
+    const prepared = this.prepare(input)
+    if (!prepared.spec) throw await this.park(prepared.event, prepared.json)
+    const [id] = await this.write([prepared as PreparedEvent])
+    return id
+  }
+
+  /**
+   * Publishes many events in one pipeline. Every event is checked before any is written, so a bad
+   * one in the batch means nothing is sent.
+   * @returns the event ids, in order
+   */
+  async publishMany(inputs: readonly PublishInput[]): Promise<string[]> {
+    const prepared = inputs.map((input, index) => {
+      try {
+        return this.prepare(input)
+      } catch (error) {
+        if (error instanceof Error && inputs.length > 1)
+          error.message = `event ${index + 1}: ${error.message}`
+        throw error
+      }
+    })
+    const unknown = prepared.find((p) => !p.spec)
+    if (unknown) {
+      const suggestion = this.ctx.topology.nearest(unknown.event.channel)
+      throw new RoutingError(unknown.event.channel, suggestion, false)
+    }
+    return this.write(prepared as PreparedEvent[])
+  }
+
+  /**
+   * Writes checked events in pipelined chunks; the channel registry is updated in the same round
+   * trip the first time a channel is seen.
+   * @throws PartialError when a chunk fails after some events were written (their ids are on the error)
+   */
+  async write(events: readonly PreparedEvent[]): Promise<string[]> {
+    const written: string[] = []
+    for (let start = 0; start < events.length; start += WRITE_CHUNK) {
+      const chunk = events.slice(start, start + WRITE_CHUNK)
+      try {
+        await this.writeChunk(chunk, written)
+      } catch (error) {
+        if (written.length === 0) throw error
+        throw new PartialError(
+          `published ${written.length} of ${events.length} events, then: ${(error as Error).message}`,
+          written,
+          {cause: error},
+        )
+      }
+    }
+    return written
+  }
+
+  private async writeChunk(events: readonly PreparedEvent[], written: string[]): Promise<void> {
+    const {redis, keys} = this.ctx
+    const pipeline = scriptPipeline(redis)
+    const fresh = [...new Set(events.map((e) => e.event.channel))].filter((c) => !this.registered.has(c))
+    if (fresh.length > 0) pipeline.sadd(keys.channelRegistry(), ...fresh)
+    for (const {event, json, spec} of events) {
+      pipeline.raptorPublish(
+        keys.stream(event.channel),
+        keys.eventIndex(event.channel, event.id),
+        keys.stats(event.channel),
+        json,
+        spec.retentionMs,
+        keys.live(event.channel),
+      )
+    }
+    const results = (await pipeline.exec()) ?? []
+    const offset = fresh.length > 0 ? 1 : 0
+    let failure: Error | undefined
+    for (let i = 0; i < events.length; i++) {
+      const error = results[i + offset]?.[0]
+      if (error) failure ??= error
+      else written.push(events[i].event.id)
+    }
+    if (failure) throw failure
+    for (const c of fresh) this.registered.add(c)
+  }
+
+  /** Parks an event addressed to an unknown channel in DLQ routing_error; returns the error to throw. */
+  private async park(event: RaptorEvent, json: string): Promise<RoutingError> {
+    const {redis, keys, topology} = this.ctx
+    const known = await redis.smembers(keys.channelRegistry())
+    const suggestion = topology.nearest(event.channel, known)
+    const error = new RoutingError(event.channel, suggestion, true)
+    await redis.raptorPark(
+      keys.dlq(ROUTING_DLQ_CHANNEL, 'routing_error'),
+      keys.stats(ROUTING_DLQ_CHANNEL),
+      json,
+      'routing_error',
+      event.channel,
+      error.message,
+      DLQ_RETENTION_MS,
+    )
+    return error
+  }
+}

@@ -1,0 +1,105 @@
+import {Command, Flags, type Interfaces} from '@oclif/core'
+
+import type {BusOptions, RaptorBus} from '../bus/bus.js'
+import {redactUrl} from '../bus/connection.js'
+import {ExitCode, exitCodeFor} from './exit-codes.js'
+
+export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<
+  (typeof BaseCommand)['baseFlags'] & T['flags']
+>
+export type BaseArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>
+
+/**
+ * The base of every raptor command: the global flags (with environment fallbacks), a lazily opened
+ * bus closed in `finally()`, and one `catch()` mapping errors to the exit-code table.
+ */
+export abstract class BaseCommand<T extends typeof Command> extends Command {
+  static override enableJsonFlag = true
+
+  static override baseFlags = {
+    'redis-url': Flags.string({
+      summary: 'Redis URL (rediss:// for TLS).',
+      description: 'Precedence: flag > REDIS_URL > config file > redis://127.0.0.1:6379/0.',
+      env: 'REDIS_URL',
+      helpGroup: 'GLOBAL',
+    }),
+    prefix: Flags.string({
+      summary: 'Key prefix; two prefixes never see each other.',
+      description: 'Precedence: flag > RAPTOR_PREFIX > config file > raptor.',
+      env: 'RAPTOR_PREFIX',
+      helpGroup: 'GLOBAL',
+    }),
+    config: Flags.string({
+      summary: 'Config file (raptor.config.json|js|mjs).',
+      description: 'Defaults to ./raptor.config.js, .mjs or .json when present.',
+      env: 'RAPTOR_CONFIG',
+      helpGroup: 'GLOBAL',
+    }),
+  }
+
+  protected flags!: BaseFlags<T>
+  protected args!: BaseArgs<T>
+  private busPromise?: Promise<RaptorBus>
+
+  public override async init(): Promise<void> {
+    await super.init()
+    const {args, flags} = await this.parse({
+      flags: this.ctor.flags,
+      baseFlags: (super.ctor as typeof BaseCommand).baseFlags,
+      enableJsonFlag: this.ctor.enableJsonFlag,
+      args: this.ctor.args,
+      strict: this.ctor.strict,
+    })
+    this.flags = flags as BaseFlags<T>
+    this.args = args as BaseArgs<T>
+  }
+
+  /** Options for RaptorBus.connect from the global flags; one-shot commands do not reconnect. */
+  protected busOptions(extra: BusOptions = {}): BusOptions {
+    return {
+      redisUrl: this.flags['redis-url'],
+      prefix: this.flags.prefix,
+      config: this.flags.config ?? true,
+      source: 'raptor-cli',
+      reconnect: false,
+      ...extra,
+    }
+  }
+
+  /** The bus, connected on first use and closed when the command ends. */
+  protected bus(extra?: BusOptions): Promise<RaptorBus> {
+    this.busPromise ??= import('../bus/bus.js').then(({RaptorBus}) =>
+      RaptorBus.connect(this.busOptions(extra)),
+    )
+    return this.busPromise
+  }
+
+  /** Writes one line to stderr, even under --json (logs and progress never go to stdout). */
+  protected note(message: string): void {
+    process.stderr.write(message + '\n')
+  }
+
+  protected override async catch(error: Error & {exitCode?: number}): Promise<never> {
+    const code = exitCodeFor(error)
+    if (code === ExitCode.OK || error?.name === 'ExitError' || (error as {code?: string}).code === 'EEXIT')
+      throw error
+    const message = (error?.message ?? String(error)).split('\n')[0]
+    const safe = this.flags?.['redis-url']
+      ? message.split(this.flags['redis-url']).join(redactUrl(this.flags['redis-url']))
+      : message
+    if (this.jsonEnabled()) {
+      this.logJson({error: {code: (error as {code?: string}).code ?? 'ERROR', message: safe, exitCode: code}})
+    }
+    this.note(`Error: ${safe}`)
+    if (process.env.DEBUG && error?.stack) this.note(error.stack)
+    return this.exit(code) as never
+  }
+
+  protected override async finally(error: Error | undefined): Promise<void> {
+    if (this.busPromise) {
+      const bus = await this.busPromise.catch(() => undefined)
+      await bus?.close()
+    }
+    return super.finally(error)
+  }
+}

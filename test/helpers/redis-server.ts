@@ -1,0 +1,98 @@
+import {spawn, type ChildProcess} from 'node:child_process'
+import {createServer} from 'node:net'
+
+/** A free TCP port on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.unref()
+    server.on('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0))
+    })
+  })
+}
+
+/** A real redis-server process on a free port, with no persistence. */
+export class RedisServer {
+  private proc?: ChildProcess
+
+  private constructor(readonly port: number) {}
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}/0`
+  }
+
+  /** Starts a redis-server and waits until it accepts connections. */
+  static async start(port?: number): Promise<RedisServer> {
+    const server = new RedisServer(port ?? (await freePort()))
+    await server.start()
+    return server
+  }
+
+  async start(): Promise<void> {
+    const proc = spawn(
+      'redis-server',
+      [
+        '--port',
+        String(this.port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--daemonize',
+        'no',
+        '--loglevel',
+        'warning',
+      ],
+      {stdio: ['ignore', 'pipe', 'pipe']},
+    )
+    this.proc = proc
+    await new Promise<void>((resolve, reject) => {
+      let output = ''
+      const timer = setTimeout(
+        () => reject(new Error(`redis-server on ${this.port} did not start: ${output}`)),
+        10_000,
+      )
+      const check = () => {
+        const probe = spawn('redis-cli', ['-p', String(this.port), 'ping'])
+        let out = ''
+        probe.stdout.on('data', (d) => (out += d))
+        probe.on('close', () => {
+          if (out.trim() === 'PONG') {
+            clearTimeout(timer)
+            resolve()
+          } else if (proc.exitCode === null) setTimeout(check, 50)
+        })
+      }
+      proc.stdout?.on('data', (d) => (output += d))
+      proc.stderr?.on('data', (d) => (output += d))
+      proc.on('exit', (code) => {
+        clearTimeout(timer)
+        reject(new Error(`redis-server on ${this.port} exited with ${code}: ${output}`))
+      })
+      check()
+    })
+    proc.removeAllListeners('exit')
+  }
+
+  /** Stops the server (SIGKILL when `hard`) and waits for it to exit. */
+  async stop(hard = false): Promise<void> {
+    const proc = this.proc
+    if (!proc || proc.exitCode !== null) return
+    await new Promise<void>((resolve) => {
+      proc.once('exit', () => resolve())
+      proc.kill(hard ? 'SIGKILL' : 'SIGTERM')
+    })
+    this.proc = undefined
+  }
+
+  /** Kills and starts the server again on the same port (all data is lost: no persistence). */
+  async restart(): Promise<void> {
+    await this.stop(true)
+    await this.start()
+  }
+}
