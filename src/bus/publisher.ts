@@ -12,6 +12,30 @@ import {
 import type {Keys} from './keys.js'
 import {scriptPipeline, type ScriptedRedis} from './scripts.js'
 
+declare module './scripts.js' {
+  interface ScriptCommands {
+    /** lua/publish.lua: returns the stream entry id. */
+    raptorPublish(
+      stream: string,
+      index: string,
+      stats: string,
+      json: string,
+      retentionMs: number,
+      live: string,
+    ): Promise<string>
+    /** lua/park.lua: returns the DLQ entry id. */
+    raptorPark(
+      dlq: string,
+      stats: string,
+      json: string,
+      reason: string,
+      channel: string,
+      error: string,
+      retentionMs: number,
+    ): Promise<string>
+  }
+}
+
 /** Events per pipelined round trip when publishing in bulk. */
 const WRITE_CHUNK = 1000
 

@@ -1,70 +1,64 @@
-import {readFileSync} from 'node:fs'
+import {readdirSync, readFileSync} from 'node:fs'
 
 import type {ChainableCommander, Redis} from 'ioredis'
 
 /**
- * The Lua scripts in `lua/`, one per atomic state change: file name → number of KEYS.
- * Each becomes the ioredis command `raptor<Name>` (`dead-letter.lua` → `raptorDeadLetter`, so none shadows a Redis command such as PUBLISH).
+ * The Lua scripts in `lua/`, one per atomic state change. Each `<name>.lua` becomes the ioredis
+ * command `raptor<Name>` (`dead-letter.lua` → `raptorDeadLetter`, so none shadows a Redis command
+ * such as PUBLISH). Its number of KEYS is read from its header (the highest `KEYS[n]` it names).
+ *
+ * A module that adds a script declares its typed signature by augmenting {@link ScriptCommands}:
+ * ```ts
+ * declare module './scripts.js' {
+ *   interface ScriptCommands { raptorRequeue(...args: (string | number)[]): Promise<number> }
+ * }
+ * ```
  */
-const SCRIPTS = {
-  publish: 3,
-  park: 2,
-} as const
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export interface ScriptCommands {}
 
-type ScriptName = keyof typeof SCRIPTS
-
-/** The script commands that `defineScripts` adds to a connection. */
-export interface ScriptCommands {
-  raptorPublish(
-    stream: string,
-    index: string,
-    stats: string,
-    json: string,
-    retentionMs: number,
-    live: string,
-  ): Promise<string>
-  raptorPark(
-    dlq: string,
-    stats: string,
-    json: string,
-    reason: string,
-    channel: string,
-    error: string,
-    retentionMs: number,
-  ): Promise<string>
-}
-
-/** The same commands on a pipeline. */
+/** The same commands queued on a pipeline. */
 export type ScriptPipeline = ChainableCommander & {
-  [K in keyof ScriptCommands]: (...args: Parameters<ScriptCommands[K]>) => ScriptPipeline
+  [K in keyof ScriptCommands]: ScriptCommands[K] extends (...args: infer A) => unknown
+    ? (...args: A) => ScriptPipeline
+    : never
 }
 
 /** A connection with the script commands defined. */
 export type ScriptedRedis = Redis & ScriptCommands
 
-/** A pipeline on which the script commands can be queued. */
-export function scriptPipeline(redis: ScriptedRedis): ScriptPipeline {
-  return redis.pipeline() as ScriptPipeline
+interface Script {
+  command: string
+  lua: string
+  numberOfKeys: number
 }
 
-const sources = new Map<ScriptName, string>()
+let scripts: Script[] | undefined
 
-/** The Lua source of a script (read once per process). */
-export function scriptSource(name: ScriptName): string {
-  let lua = sources.get(name)
-  if (lua === undefined) {
-    lua = readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8')
-    sources.set(name, lua)
-  }
-  return lua
+/** Every script of `lua/`, read once per process. */
+export function loadScripts(): Script[] {
+  if (scripts) return scripts
+  const dir = new URL('./lua/', import.meta.url)
+  scripts = readdirSync(dir)
+    .filter((f) => f.endsWith('.lua'))
+    .map((file) => {
+      const lua = readFileSync(new URL(file, dir), 'utf8')
+      const numberOfKeys = Math.max(0, ...[...lua.matchAll(/KEYS\[(\d+)\]/g)].map((m) => Number(m[1])))
+      const command =
+        'raptor' +
+        file.slice(0, -4).replace(/(^|-)([a-z])/g, (_m, _dash: string, c: string) => c.toUpperCase())
+      return {command, lua, numberOfKeys}
+    })
+  return scripts
 }
 
 /** Defines every script on a connection (EVALSHA with a NOSCRIPT fallback, by ioredis). */
 export function defineScripts(redis: Redis): ScriptedRedis {
-  for (const [name, numberOfKeys] of Object.entries(SCRIPTS) as [ScriptName, number][]) {
-    const command =
-      'raptor' + name.replace(/(^|-)([a-z])/g, (_m, _dash: string, c: string) => c.toUpperCase())
-    redis.defineCommand(command, {numberOfKeys, lua: scriptSource(name)})
-  }
+  for (const {command, lua, numberOfKeys} of loadScripts()) redis.defineCommand(command, {numberOfKeys, lua})
   return redis as ScriptedRedis
+}
+
+/** A pipeline on which the script commands can be queued. */
+export function scriptPipeline(redis: ScriptedRedis): ScriptPipeline {
+  return redis.pipeline() as ScriptPipeline
 }
