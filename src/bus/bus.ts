@@ -1,15 +1,20 @@
+import {randomUUID} from 'node:crypto'
+
 import type {Redis} from 'ioredis'
 
 import {GUILDS, Topology, channelMatcher, type ChannelConfig, type ChannelSpec} from './channels.js'
 import {DEFAULT_MAX_PAYLOAD_BYTES, loadConfig, type RaptorConfig} from './config.js'
-import {DEFAULT_REDIS_URL, openConnection, type ConnectionOptions} from './connection.js'
+import {DEFAULT_REDIS_URL, closeConnection, openConnection, type ConnectionOptions} from './connection.js'
 import {ClosedError, InvalidInputError} from './errors.js'
-import type {PayloadSchema, PublishInput, RaptorEvent} from './events.js'
+import type {Payload, PayloadSchema, PublishInput, RaptorEvent} from './events.js'
 import {baseHealth, overallStatus, type HealthOptions, type HealthReport} from './health.js'
 import {History, type HistoryEntry, type ReplayWindow} from './history.js'
 import {Keys, PREFIX_PATTERN} from './keys.js'
 import {LiveHub, type LiveHandler, type LiveMeta, type SubscribeOptions, type Subscription} from './live.js'
+import {Consumer, type ConsumeOptions} from './consumer.js'
+import {resolveHandler, type HandlerDefinition} from './handler.js'
 import {Publisher} from './publisher.js'
+import {Replies} from './request.js'
 import {defineScripts, type ScriptedRedis} from './scripts.js'
 import {compareIds, idTime} from './stream-ids.js'
 
@@ -63,6 +68,8 @@ export class RaptorBus {
   private readonly publisher: Publisher
   private live?: Promise<LiveHub>
   private subConn?: Redis
+  private replies?: Replies
+  private readonly consumers = new Set<Consumer>()
   private closed = false
 
   private constructor(
@@ -247,6 +254,69 @@ export class RaptorBus {
     return infos
   }
 
+  /**
+   * Consumes durably: joins (creating it if needed) the consumer group named after the handler on
+   * every channel its `channels` match, and runs it on each event, at least once. Resolves once
+   * consuming; `consumer.stop(graceMs)` drains it.
+   * @throws PluginError when the definition is invalid
+   */
+  async consume(definition: HandlerDefinition, options: ConsumeOptions = {}): Promise<Consumer> {
+    this.ensureOpen()
+    const handler = resolveHandler(definition, 'bus.consume')
+    const consumer = new Consumer(
+      {
+        redis: this.redis,
+        keys: this.keys,
+        history: this.history,
+        connection: {...this.options, reconnect: true},
+        schemas: this.options.schemas ?? {},
+        publish: (input) => this.publish(input),
+        reply: (request, payload, opts) => this.reply(request, payload, opts),
+      },
+      handler,
+      options,
+    )
+    await consumer.start()
+    this.consumers.add(consumer)
+    return consumer
+  }
+
+  /**
+   * Publishes a request (with a fresh correlation id unless given) and resolves with the first
+   * reply a handler sends through `ctx.reply`.
+   * @throws TimeoutError when no reply comes within `timeoutMs` (default 30000)
+   */
+  async request(input: PublishInput & {timeoutMs?: number}): Promise<RaptorEvent> {
+    this.ensureOpen()
+    await this.hub()
+    this.replies ??= new Replies(this.subConn!, this.keys)
+    const {timeoutMs = 30_000, ...publish} = input
+    const correlationId = publish.correlationId ?? `req-${randomUUID()}`
+    return this.replies.request(correlationId, timeoutMs, () => this.publish({...publish, correlationId}))
+  }
+
+  /** Sends a reply to a request event (what `ctx.reply` does): live only, to the requester. */
+  async reply(
+    request: RaptorEvent,
+    payload: Payload,
+    options: {type?: string; source?: string} = {},
+  ): Promise<void> {
+    this.ensureOpen()
+    if (!request.correlationid) {
+      throw new InvalidInputError(
+        `event ${request.id} carries no correlationid: there is no request to reply to`,
+      )
+    }
+    const {json} = this.publisher.prepare({
+      channel: request.channel,
+      type: options.type ?? `${request.type}.reply`,
+      payload,
+      source: options.source,
+      correlationId: request.correlationid,
+    })
+    await this.redis.publish(this.keys.reply(request.correlationid), json)
+  }
+
   /** Redis reachability, version, latency, clients, memory and live agents. */
   async health(options: HealthOptions = {}): Promise<HealthReport> {
     this.ensureOpen()
@@ -258,15 +328,13 @@ export class RaptorBus {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
+    await Promise.all([...this.consumers].map((c) => c.stop(0)))
+    this.replies?.close()
     if (this.live) {
       const hub = await this.live.catch(() => undefined)
       await hub?.clear().catch(() => {})
     }
-    for (const conn of [this.subConn, this.redis]) {
-      if (!conn) continue
-      if (conn.status === 'ready') await conn.quit().catch(() => conn.disconnect())
-      else conn.disconnect()
-    }
+    for (const conn of [this.subConn, this.redis]) if (conn) await closeConnection(conn)
   }
 }
 

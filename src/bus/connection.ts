@@ -108,3 +108,18 @@ export async function openConnection(
   }
   return redis
 }
+
+/**
+ * Closes a connection: QUIT when it is up (so that pending replies arrive first), but never waits
+ * more than `timeoutMs` for a Redis that is gone.
+ */
+export async function closeConnection(conn: Redis, timeoutMs = 1000): Promise<void> {
+  if (conn.status !== 'ready') {
+    conn.disconnect()
+    return
+  }
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([conn.quit().catch(() => {}), new Promise((r) => (timer = setTimeout(r, timeoutMs)))])
+  clearTimeout(timer)
+  conn.disconnect()
+}

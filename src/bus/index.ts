@@ -40,3 +40,15 @@ export {
 export type {AgentInfo, HealthCheck, HealthOptions, HealthReport} from './health.js'
 export type {ReplayWindow} from './history.js'
 export type {LiveHandler, LiveMeta, SubscribeOptions, Subscription} from './live.js'
+export {Consumer, type ConsumeOptions, type ConsumeOutcome} from './consumer.js'
+export {
+  HANDLER_DEFAULTS,
+  backoffDelay,
+  defineHandler,
+  resolveHandler,
+  type BackoffOptions,
+  type HandlerContext,
+  type HandlerDefinition,
+  type HandlerLogger,
+  type ResolvedHandler,
+} from './handler.js'

@@ -69,16 +69,16 @@ export function runCli(args: string[], options: CliOptions = {}): Promise<CliRes
 
 /** Polls until the condition holds (no fixed sleeps in tests). */
 export async function waitFor<T>(
-  condition: () => T | Promise<T>,
+  condition: () => T,
   timeoutMs = 10_000,
   what = 'condition',
-): Promise<T> {
+): Promise<Exclude<Awaited<T>, false | null | undefined | 0 | ''>> {
   const deadline = Date.now() + timeoutMs
   let last: unknown
   while (Date.now() < deadline) {
     try {
       const value = await condition()
-      if (value) return value
+      if (value) return value as Exclude<Awaited<T>, false | null | undefined | 0 | ''>
     } catch (error) {
       last = error
     }
