@@ -5,7 +5,6 @@ import type {Redis} from 'ioredis'
 
 import {DLQ_RETENTION_MS, channelMatcher, type DlqReason} from './channels.js'
 import {openConnection, type ConnectionOptions} from './connection.js'
-import {TimeoutError} from './errors.js'
 import {
   checkPayload,
   formatIssues,
@@ -13,7 +12,13 @@ import {
   type PublishInput,
   type RaptorEvent,
 } from './events.js'
-import {backoffDelay, type HandlerContext, type HandlerLogger, type ResolvedHandler} from './handler.js'
+import {
+  backoffDelay,
+  invokeHandler,
+  type AttemptResult,
+  type HandlerLogger,
+  type ResolvedHandler,
+} from './handler.js'
 import {toEntry, type History} from './history.js'
 import type {Keys} from './keys.js'
 import {scriptPipeline, type ScriptedRedis} from './scripts.js'
@@ -486,50 +491,21 @@ export class Consumer {
   }
 
   /** Runs the handler once, with the timeout and the abort signal. */
-  private async attempt(
-    flight: InFlight,
-    event: RaptorEvent,
-    attempt: number,
-  ): Promise<{kind: 'ok'} | {kind: 'error'; error: string} | {kind: 'timeout'} | {kind: 'stopped'}> {
-    const controller = new AbortController()
-    flight.controller = controller
-    const context: HandlerContext = {
-      publish: (input) => this.ctx.publish({source: this.id, ...input}),
-      reply: (payload, options = {}) => this.ctx.reply(event, payload, {...options, source: this.id}),
-      signal: controller.signal,
-      attempt,
-      channel: flight.source.channel,
-      handler: this.group,
-      log: this.logger,
-    }
-    let timer: NodeJS.Timeout | undefined
-    const aborted = new Promise<'timeout' | 'stopped'>((resolve) => {
-      timer = setTimeout(() => {
-        controller.abort(
-          new TimeoutError(`handler ${this.group} exceeded timeoutMs ${this.handler.timeoutMs}`),
-        )
-        resolve('timeout')
-      }, this.handler.timeoutMs)
-      controller.signal.addEventListener(
-        'abort',
-        () => resolve(controller.signal.reason instanceof TimeoutError ? 'timeout' : 'stopped'),
-        {
-          once: true,
-        },
-      )
-    })
-    try {
-      const run = Promise.resolve().then(() => this.handler.handle(event, context))
-      const outcome = await Promise.race([run.then(() => 'ok' as const), aborted])
-      if (outcome === 'ok') return {kind: 'ok'}
-      // A late completion must not ack: the race is over. Keep its rejection from going unhandled.
-      run.catch(() => {})
-      return {kind: outcome}
-    } catch (error) {
-      return {kind: 'error', error: errorMessage(error)}
-    } finally {
-      clearTimeout(timer)
-    }
+  private attempt(flight: InFlight, event: RaptorEvent, attempt: number): Promise<AttemptResult> {
+    flight.controller = new AbortController()
+    return invokeHandler(
+      this.handler,
+      event,
+      {
+        publish: (input) => this.ctx.publish({source: this.id, ...input}),
+        reply: (payload, options = {}) => this.ctx.reply(event, payload, {...options, source: this.id}),
+        attempt,
+        channel: flight.source.channel,
+        handler: this.group,
+        log: this.logger,
+      },
+      flight.controller,
+    )
   }
 
   private async deadLetter(

@@ -1,6 +1,6 @@
 import {z} from 'zod'
 
-import {PluginError} from './errors.js'
+import {PluginError, TimeoutError} from './errors.js'
 import type {Payload, PublishInput, RaptorEvent} from './events.js'
 import {formatIssues, toIssues} from './events.js'
 
@@ -138,4 +138,45 @@ export function resolveHandler(definition: unknown, origin = 'handler'): Resolve
 export function backoffDelay(backoff: Required<BackoffOptions>, retry: number, random = Math.random): number {
   const capped = Math.min(backoff.maxMs, backoff.initialMs * backoff.factor ** Math.max(0, retry - 1))
   return backoff.jitter ? Math.floor(random() * capped) : capped
+}
+
+/** How one run of a handler ended. */
+export type AttemptResult =
+  {kind: 'ok'} | {kind: 'error'; error: string} | {kind: 'timeout'} | {kind: 'stopped'}
+
+/**
+ * Runs a handler once under its timeout: past `timeoutMs` the context's signal aborts and the run
+ * counts as timed out at once (the slot is free); a late completion changes nothing. An abort from
+ * outside (`controller`) ends it as `stopped`.
+ */
+export async function invokeHandler(
+  handler: Pick<ResolvedHandler, 'name' | 'timeoutMs' | 'handle'>,
+  event: RaptorEvent,
+  context: Omit<HandlerContext, 'signal'>,
+  controller = new AbortController(),
+): Promise<AttemptResult> {
+  let timer: NodeJS.Timeout | undefined
+  const aborted = new Promise<'timeout' | 'stopped'>((resolve) => {
+    timer = setTimeout(() => {
+      controller.abort(new TimeoutError(`handler ${handler.name} exceeded timeoutMs ${handler.timeoutMs}`))
+      resolve('timeout')
+    }, handler.timeoutMs)
+    controller.signal.addEventListener(
+      'abort',
+      () => resolve(controller.signal.reason instanceof TimeoutError ? 'timeout' : 'stopped'),
+      {once: true},
+    )
+  })
+  try {
+    const run = Promise.resolve().then(() => handler.handle(event, {...context, signal: controller.signal}))
+    const outcome = await Promise.race([run.then(() => 'ok' as const), aborted])
+    if (outcome === 'ok') return {kind: 'ok'}
+    // The race is over: keep a late rejection from going unhandled.
+    run.catch(() => {})
+    return {kind: outcome}
+  } catch (error) {
+    return {kind: 'error', error: error instanceof Error ? error.message : String(error)}
+  } finally {
+    clearTimeout(timer)
+  }
 }

@@ -1,0 +1,92 @@
+import {Flags} from '@oclif/core'
+
+import {parseDuration} from '../../bus/durations.js'
+import {BaseCommand} from '../../cli/base-command.js'
+import {ExitCode} from '../../cli/exit-codes.js'
+import {palette} from '../../cli/output.js'
+
+export default class AgentCommand extends BaseCommand<typeof AgentCommand> {
+  static override summary = 'Host handler plugins: consume their channels durably until stopped.'
+  static override description = `Loads each plugin (an ES module whose default export is a handler definition or an array of them) and runs one durable consumer per handler: at-least-once, retries with backoff, timeouts, dead-lettering, and reclaim of events held by crashed agents. Publishes a heartbeat on sys.global.heartbeat. On SIGTERM/SIGINT it stops taking work, lets in-flight handlers finish within --grace and acks them, then exits 0; a second signal exits at once (130) and un-acked events are reclaimed by another agent.
+
+Logs are readable lines on stderr, or NDJSON on stdout with --json.`
+
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> --plugin ./handlers/research-monitor.js',
+    '<%= config.bin %> <%= command.id %> --plugin a.js --plugin b.js --id worker-1 --concurrency 8 --metrics-port 9464',
+  ]
+
+  static override flags = {
+    plugin: Flags.string({
+      char: 'p',
+      summary: 'Handler plugin file (ES module); repeatable.',
+      multiple: true,
+      required: true,
+    }),
+    id: Flags.string({summary: 'Agent id (heartbeats, consumer names). Default: <hostname>-<pid>.'}),
+    concurrency: Flags.integer({
+      summary: "Events handled at once per handler (overrides each handler's own).",
+      min: 1,
+    }),
+    'heartbeat-interval': Flags.string({
+      summary: 'Heartbeat interval on sys.global.heartbeat.',
+      default: '30s',
+    }),
+    'metrics-port': Flags.integer({
+      summary: 'Serve /metrics (Prometheus) and /healthz on this port.',
+      min: 0,
+      max: 65535,
+    }),
+    grace: Flags.string({
+      summary: 'How long in-flight handlers may finish after SIGTERM/SIGINT.',
+      default: '30s',
+    }),
+    'reclaim-after': Flags.string({
+      summary: 'Events held this long by a silent (dead) consumer are reclaimed.',
+      default: '20s',
+    }),
+  }
+
+  async run(): Promise<void> {
+    const {flags} = this
+    const heartbeatIntervalMs = parseDuration(flags['heartbeat-interval'], '--heartbeat-interval')
+    const graceMs = parseDuration(flags.grace, '--grace')
+    const reclaimAfterMs = parseDuration(flags['reclaim-after'], '--reclaim-after')
+    const [{loadPlugins}, {Agent}, {createLog}] = await Promise.all([
+      import('../../agent/plugins.js'),
+      import('../../agent/agent.js'),
+      import('../../agent/log.js'),
+    ])
+    const handlers = await loadPlugins(flags.plugin)
+    const log = createLog(this.jsonEnabled(), palette(process.stderr))
+    const bus = await this.bus({reconnect: true})
+    const agent = new Agent(bus, handlers, {
+      id: flags.id,
+      concurrency: flags.concurrency,
+      heartbeatIntervalMs,
+      metricsPort: flags['metrics-port'],
+      reclaimAfterMs,
+      log,
+    })
+    const stopped = new Promise<void>((resolve) => {
+      let signals = 0
+      const onSignal = (signal: NodeJS.Signals) => {
+        signals++
+        if (signals === 1) {
+          log.write('info', `${signal}: draining (send again to exit at once)`)
+          agent.stop(graceMs).then(resolve, (error: Error) => {
+            log.write('error', `drain failed: ${error.message}`)
+            resolve()
+          })
+        } else {
+          log.write('warn', `${signal} again: exiting now; un-acked events will be reclaimed`)
+          process.exit(ExitCode.INTERRUPTED)
+        }
+      }
+      process.on('SIGINT', onSignal)
+      process.on('SIGTERM', onSignal)
+    })
+    await agent.start()
+    await stopped
+  }
+}

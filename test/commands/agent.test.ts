@@ -1,0 +1,250 @@
+import {spawn, type ChildProcess} from 'node:child_process'
+import {get} from 'node:http'
+import {fileURLToPath} from 'node:url'
+
+import {afterEach, describe, expect, it} from 'vitest'
+
+import {RaptorBus} from '../../src/bus/index.js'
+import {BIN, randomPrefix, redisUrl, runCli, waitFor} from '../helpers/index.js'
+import {freePort} from '../helpers/redis-server.js'
+
+const plugin = (name: string) => fileURLToPath(new URL(`../fixtures/plugins/${name}`, import.meta.url))
+const WORKER = plugin('worker.mjs')
+const JOBS = 'sys.state.update'
+const DONE = 'sys.alert.warning'
+
+interface Agent {
+  child: ChildProcess
+  lines: Record<string, unknown>[]
+  stderr: string
+  exit: Promise<number | null>
+}
+
+const agents: Agent[] = []
+const buses: RaptorBus[] = []
+
+afterEach(async () => {
+  for (const a of agents.splice(0)) a.child.kill('SIGKILL')
+  while (buses.length > 0) await buses.pop()!.close()
+})
+
+async function bus(prefix: string): Promise<RaptorBus> {
+  const b = await RaptorBus.connect({redisUrl: redisUrl(), prefix})
+  buses.push(b)
+  return b
+}
+
+function startAgent(prefix: string, args: string[], env: Record<string, string> = {}): Agent {
+  const child = spawn(
+    process.execPath,
+    [BIN, 'agent', '--json', '--redis-url', redisUrl(), '--prefix', prefix, ...args],
+    {
+      env: {...process.env, NO_COLOR: '1', ...env},
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  )
+  const agent: Agent = {
+    child,
+    lines: [],
+    stderr: '',
+    exit: new Promise((r) => child.on('exit', (code) => r(code))),
+  }
+  let buffer = ''
+  child.stdout!.on('data', (d) => {
+    buffer += d
+    const parts = buffer.split('\n')
+    buffer = parts.pop() ?? ''
+    for (const line of parts) if (line.trim()) agent.lines.push(JSON.parse(line))
+  })
+  child.stderr!.on('data', (d) => (agent.stderr += d))
+  agents.push(agent)
+  return agent
+}
+
+const started = (a: Agent) =>
+  waitFor(() => a.lines.some((l) => String(l.msg).includes('started')), 15_000, 'agent start')
+
+async function doneEvents(b: RaptorBus): Promise<Record<string, unknown>[]> {
+  const out: Record<string, unknown>[] = []
+  for await (const e of b.replay(DONE, {types: ['done']})) out.push(e.data)
+  return out
+}
+
+async function pendingOf(b: RaptorBus, group: string): Promise<number> {
+  const summary = (await b.redis.xpending(b.keys.stream(JOBS), group)) as [number]
+  return Number(summary[0])
+}
+
+describe('raptor agent', () => {
+  it('processes every event once, logs NDJSON, heartbeats, and drains on SIGTERM with exit 0', async () => {
+    const prefix = randomPrefix()
+    const b = await bus(prefix)
+    const agent = startAgent(prefix, ['--plugin', WORKER, '--id', 'agent-a'])
+    await started(agent)
+    const ids = await b.publishMany(
+      Array.from({length: 40}, (_, n) => ({channel: JOBS, type: 'job', payload: {n}})),
+    )
+    await waitFor(async () => (await doneEvents(b)).length >= 40, 15_000, '40 done events')
+    const done = await doneEvents(b)
+    expect(done.map((d) => d.id).sort()).toEqual([...ids].sort())
+    expect(agent.lines.some((l) => l.msg === 'handled' && l.handler === 'worker')).toBe(true)
+    // The heartbeat: an event on sys.global.heartbeat and a registration that health reads.
+    const beats = []
+    for await (const e of b.replay('sys.global.heartbeat')) beats.push(e)
+    expect(beats[0]).toMatchObject({type: 'agent.heartbeat', source: 'agent-a'})
+    expect(beats[0].data).toMatchObject({agentId: 'agent-a', handlers: ['worker']})
+    const health = await b.health()
+    expect(health.agents.map((a) => a.id)).toEqual(['agent-a'])
+    agent.child.kill('SIGTERM')
+    expect(await agent.exit).toBe(0)
+    expect(await b.redis.hexists(b.keys.agents(), 'agent-a')).toBe(0)
+    expect(await pendingOf(b, 'worker')).toBe(0)
+  })
+
+  it('lets in-flight handlers finish on SIGTERM and acks them: nothing is redelivered', async () => {
+    const prefix = randomPrefix()
+    const b = await bus(prefix)
+    const agent = startAgent(prefix, ['--plugin', WORKER], {SLOW_MS: '800'})
+    await started(agent)
+    await b.publishMany(Array.from({length: 3}, (_, n) => ({channel: JOBS, type: 'job', payload: {n}})))
+    await waitFor(async () => (await pendingOf(b, 'worker')) === 3, 5000, 'three in flight')
+    agent.child.kill('SIGTERM')
+    expect(await agent.exit).toBe(0)
+    expect((await doneEvents(b)).length).toBe(3)
+    expect(await pendingOf(b, 'worker')).toBe(0)
+    expect((await b.redis.hgetall(b.keys.handlerStats(JOBS, 'worker'))).acked).toBe('3')
+    // A new agent finds nothing to redo.
+    const next = startAgent(prefix, ['--plugin', WORKER, '--reclaim-after', '200ms'])
+    await started(next)
+    await new Promise((r) => setTimeout(r, 600))
+    expect((await doneEvents(b)).length).toBe(3)
+  })
+
+  it('completes an event on another agent when the first is killed -9 mid-handler', async () => {
+    const prefix = randomPrefix()
+    const b = await bus(prefix)
+    const doomed = startAgent(prefix, ['--plugin', WORKER, '--id', 'doomed', '--reclaim-after', '1s'], {
+      SLOW_MS: '60000',
+    })
+    await started(doomed)
+    const id = await b.publish({channel: JOBS, type: 'job', payload: {n: 1}})
+    await waitFor(async () => (await pendingOf(b, 'worker')) === 1, 5000, 'in flight')
+    doomed.child.kill('SIGKILL')
+    await doomed.exit
+    const rescuer = startAgent(prefix, ['--plugin', WORKER, '--id', 'rescuer', '--reclaim-after', '1s'])
+    await started(rescuer)
+    await waitFor(async () => (await doneEvents(b)).length === 1, 15_000, 'redelivery')
+    expect((await doneEvents(b))[0].id).toBe(id)
+    await waitFor(async () => (await pendingOf(b, 'worker')) === 0, 5000, 'ack')
+  })
+
+  it('flags an agent that stopped heartbeating as stale', async () => {
+    const prefix = randomPrefix()
+    const b = await bus(prefix)
+    const agent = startAgent(prefix, ['--plugin', WORKER, '--id', 'flaky', '--heartbeat-interval', '200ms'])
+    await started(agent)
+    expect((await b.health()).agents[0]).toMatchObject({id: 'flaky', stale: false})
+    agent.child.kill('SIGKILL')
+    await agent.exit
+    const report = await waitFor(async () => {
+      const r = await b.health()
+      return r.agents[0]?.stale && r
+    }, 5000)
+    expect(report.status).toBe('degraded')
+    expect(report.checks.find((c) => c.name === 'agents')?.detail).toContain('flaky')
+  })
+
+  it('serves /metrics and /healthz, and dead-letters failures', async () => {
+    const prefix = randomPrefix()
+    const b = await bus(prefix)
+    const port = await freePort()
+    const agent = startAgent(prefix, ['--plugin', WORKER, '--metrics-port', String(port)])
+    await started(agent)
+    await b.publish({channel: JOBS, type: 'job', payload: {n: 1}})
+    await b.publish({channel: JOBS, type: 'boom', payload: {}})
+    await waitFor(
+      async () => (await b.redis.xlen(b.keys.dlq(JOBS, 'max_retries_exceeded'))) === 1,
+      5000,
+      'dead letter',
+    )
+    const metrics = await fetchText(`http://127.0.0.1:${port}/metrics`)
+    expect(metrics.status).toBe(200)
+    expect(metrics.body).toMatch(
+      /raptor_agent_events_total\{handler="worker",outcome="acked",channel="sys.state.update"\} 1/,
+    )
+    expect(metrics.body).toMatch(
+      /raptor_agent_dead_lettered_total\{handler="worker",reason="max_retries_exceeded"\} 1/,
+    )
+    const health = await fetchText(`http://127.0.0.1:${port}/healthz`)
+    expect(health.status).toBe(200)
+    expect(JSON.parse(health.body)).toMatchObject({status: 'ok', redis: 'ready'})
+    expect(
+      agent.lines.some((l) => l.level === 'error' && String(l.msg).includes('max_retries_exceeded')),
+    ).toBe(true)
+  })
+
+  it('refuses an invalid plugin with exit 2 naming the plugin and the field', async () => {
+    const bad = await runCli(['agent', '--plugin', plugin('invalid.mjs'), '--redis-url', redisUrl()])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toContain('invalid.mjs')
+    expect(bad.stderr).toContain('name')
+    const none = await runCli(['agent', '--plugin', plugin('no-default.mjs'), '--redis-url', redisUrl()])
+    expect(none.code).toBe(2)
+    expect(none.stderr).toContain('no default export')
+    const missing = await runCli(['agent', '--plugin', 'nope.mjs', '--redis-url', redisUrl()])
+    expect(missing.code).toBe(2)
+    expect(missing.stderr).toContain('plugin file not found: nope.mjs')
+  })
+})
+
+describe('raptor agent test', () => {
+  it('runs matching handlers once and reports what they published, without Redis', async () => {
+    const event = JSON.stringify({
+      channel: 'sys.alert.critical',
+      type: 'fire',
+      payload: {room: 3},
+      correlationId: 'req-1',
+    })
+    const result = await runCli(
+      ['agent', 'test', '--plugin', plugin('two-handlers.mjs'), '--event', '-', '--json'],
+      {
+        input: event,
+        env: {REDIS_URL: 'redis://127.0.0.1:1/0'},
+      },
+    )
+    expect(result.code).toBe(1)
+    const out = JSON.parse(result.stdout)
+    const [echo, sleepy] = out.results
+    expect(echo).toMatchObject({handler: 'echo', outcome: 'succeeded'})
+    expect(echo.published[0]).toMatchObject({channel: 'sys.state.update', type: 'echoed'})
+    expect(echo.replies[0]).toMatchObject({type: 'fire.reply', correlationid: 'req-1', data: {ok: true}})
+    expect(sleepy).toMatchObject({handler: 'sleepy', outcome: 'timed out'})
+  })
+
+  it('exits 0 when the handler succeeds, and names the error when it throws', async () => {
+    const ok = await runCli(['agent', 'test', '-p', WORKER, '--event', '-'], {
+      input: JSON.stringify({channel: JOBS, type: 'job', payload: {n: 7}}),
+    })
+    expect(ok.code).toBe(0)
+    expect(ok.stdout).toContain('worker ✔ succeeded')
+    expect(ok.stdout).toContain('published done on sys.alert.warning')
+    const boom = await runCli(['agent', 'test', '-p', WORKER, '--event', '-'], {
+      input: JSON.stringify({channel: JOBS, type: 'boom'}),
+    })
+    expect(boom.code).toBe(1)
+    expect(boom.stdout).toContain('threw: boom on purpose')
+    const bad = await runCli(['agent', 'test', '-p', WORKER, '--event', '-'], {input: '{nope'})
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toContain('malformed JSON')
+  })
+})
+
+function fetchText(url: string): Promise<{status: number; body: string}> {
+  return new Promise((resolve, reject) => {
+    get(url, (res) => {
+      let body = ''
+      res.on('data', (d) => (body += d))
+      res.on('end', () => resolve({status: res.statusCode ?? 0, body}))
+    }).on('error', reject)
+  })
+}
