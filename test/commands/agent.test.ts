@@ -6,7 +6,7 @@ import {afterEach, describe, expect, it} from 'vitest'
 
 import {RaptorBus} from '../../src/bus/index.js'
 import {BIN, randomPrefix, redisUrl, runCli, waitFor} from '../helpers/index.js'
-import {freePort} from '../helpers/redis-server.js'
+import {RedisServer, freePort} from '../helpers/redis-server.js'
 
 const plugin = (name: string) => fileURLToPath(new URL(`../fixtures/plugins/${name}`, import.meta.url))
 const WORKER = plugin('worker.mjs')
@@ -34,10 +34,15 @@ async function bus(prefix: string): Promise<RaptorBus> {
   return b
 }
 
-function startAgent(prefix: string, args: string[], env: Record<string, string> = {}): Agent {
+function startAgent(
+  prefix: string,
+  args: string[],
+  env: Record<string, string> = {},
+  url = redisUrl(),
+): Agent {
   const child = spawn(
     process.execPath,
-    [BIN, 'agent', '--json', '--redis-url', redisUrl(), '--prefix', prefix, ...args],
+    [BIN, 'agent', '--json', '--redis-url', url, '--prefix', prefix, ...args],
     {
       env: {...process.env, NO_COLOR: '1', ...env},
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -54,7 +59,13 @@ function startAgent(prefix: string, args: string[], env: Record<string, string> 
     buffer += d
     const parts = buffer.split('\n')
     buffer = parts.pop() ?? ''
-    for (const line of parts) if (line.trim()) agent.lines.push(JSON.parse(line))
+    for (const line of parts) {
+      try {
+        if (line.trim()) agent.lines.push(JSON.parse(line))
+      } catch {
+        agent.lines.push({unparsed: line})
+      }
+    }
   })
   child.stderr!.on('data', (d) => (agent.stderr += d))
   agents.push(agent)
@@ -118,6 +129,48 @@ describe('raptor agent', () => {
     await started(next)
     await new Promise((r) => setTimeout(r, 600))
     expect((await doneEvents(b)).length).toBe(3)
+  })
+
+  it('exits at once on a second signal, leaving un-acked events pending for another agent', async () => {
+    const prefix = randomPrefix()
+    const b = await bus(prefix)
+    const agent = startAgent(prefix, ['--plugin', WORKER, '--grace', '60s'], {SLOW_MS: '60000'})
+    await started(agent)
+    await b.publish({channel: JOBS, type: 'job', payload: {n: 1}})
+    await waitFor(async () => (await pendingOf(b, 'worker')) === 1, 5000, 'in flight')
+    agent.child.kill('SIGTERM')
+    await waitFor(() => agent.lines.some((l) => String(l.msg).includes('draining')), 5000, 'draining')
+    agent.child.kill('SIGINT')
+    expect(await agent.exit).toBe(130)
+    expect(await pendingOf(b, 'worker')).toBe(1)
+  })
+
+  it('reconnects and resumes by itself when Redis restarts under it', async () => {
+    const server = await RedisServer.start()
+    try {
+      const prefix = randomPrefix()
+      const agent = startAgent(prefix, ['--plugin', WORKER], {}, server.url)
+      await started(agent)
+      await server.restart()
+      const b = await RaptorBus.connect({redisUrl: server.url, prefix})
+      try {
+        // Jobs published after the restart are handled without anyone touching the agent.
+        await waitFor(
+          async () => {
+            await b.publish({channel: JOBS, type: 'job', payload: {n: 1}})
+            return (await doneEvents(b)).length > 0
+          },
+          20_000,
+          'a job handled after the restart',
+        )
+      } finally {
+        await b.close()
+      }
+      agent.child.kill('SIGTERM')
+      expect(await agent.exit).toBe(0)
+    } finally {
+      await server.stop()
+    }
   })
 
   it('completes an event on another agent when the first is killed -9 mid-handler', async () => {
