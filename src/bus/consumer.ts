@@ -13,6 +13,7 @@ import {
   type RaptorEvent,
 } from './events.js'
 import {
+  Abortable,
   backoffDelay,
   invokeHandler,
   type AttemptResult,
@@ -22,6 +23,7 @@ import {
 import {toEntry, type History} from './history.js'
 import type {Keys} from './keys.js'
 import {scriptPipeline, type ScriptedRedis} from './scripts.js'
+import {compareIds} from './stream-ids.js'
 
 declare module './scripts.js' {
   interface ScriptCommands {
@@ -118,7 +120,7 @@ interface Source {
 interface InFlight {
   source: Source
   id: string
-  controller: AbortController
+  abortable: Abortable
   /** Set when another consumer took the entry over (seen by the keep-alive). */
   lost: boolean
 }
@@ -127,7 +129,7 @@ interface PendingAck {
   source: Source
   counted: boolean
   ids: string[]
-  waiters: ((acked: boolean) => void)[]
+  waiters: (((acked: boolean) => void) | undefined)[]
 }
 
 const SILENT: HandlerLogger = {info() {}, warn() {}, error() {}}
@@ -145,6 +147,20 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
       {once: true},
     )
   })
+}
+
+/** The value of one field of a stream entry's flat field list. */
+function field(fields: string[] | null, name: string): string | undefined {
+  if (!fields) return undefined
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1]
+  return undefined
+}
+
+/** Ids in ascending order (they almost always are already: entries finish in the order they were read). */
+function ascending(ids: string[]): string[] {
+  for (let i = 1; i < ids.length; i++)
+    if (compareIds(ids[i - 1], ids[i]) > 0) return [...ids].sort(compareIds)
+  return ids
 }
 
 function errorMessage(error: unknown): string {
@@ -166,6 +182,8 @@ export class Consumer {
   private readonly inFlight = new Map<string, InFlight>()
   private readonly acks = new Map<string, PendingAck>()
   private ackScheduled = false
+  /** The ack round trip under way, if any (awaited by stop()). */
+  private flushing?: Promise<void>
   private block?: Redis
   private blockClientId?: number
   private stopping = false
@@ -231,9 +249,12 @@ export class Consumer {
     const deadline = Date.now() + graceMs
     while (this.inFlight.size > 0 && Date.now() < deadline) await sleep(20)
     this.hardStop.abort()
-    for (const f of this.inFlight.values()) f.controller.abort(new Error('consumer stopped'))
+    for (const f of this.inFlight.values()) f.abortable.abort(new Error('consumer stopped'))
     await this.loopDone?.catch(() => {})
-    if (this.ctx.redis.status === 'ready') await this.flushAcks()
+    if (this.ctx.redis.status === 'ready') {
+      await this.flushing
+      await this.flushAcks()
+    }
     this.block?.disconnect()
   }
 
@@ -286,6 +307,8 @@ export class Consumer {
       const free = this.handler.concurrency - this.inFlight.size
       if (free <= 0) {
         await new Promise<void>((resolve) => (this.slotFreed = resolve))
+        // Let the other handlers finishing in this tick free their slots too: fewer, fuller reads.
+        await new Promise((resolve) => setImmediate(resolve))
         continue
       }
       const sources = this.sources
@@ -327,7 +350,7 @@ export class Consumer {
   private begin(source: Source, id: string, fields: string[] | null, attempt: number): void {
     const key = `${source.stream}\n${id}`
     if (this.inFlight.has(key)) return
-    const flight: InFlight = {source, id, controller: new AbortController(), lost: false}
+    const flight: InFlight = {source, id, abortable: new Abortable(), lost: false}
     this.inFlight.set(key, flight)
     void this.process(flight, fields, attempt)
       .catch((error) => this.reportError(error))
@@ -347,14 +370,13 @@ export class Consumer {
     const {source, id} = flight
     const started = Date.now()
     const entry = toEntry(source.channel, id, fields ?? [])
-    const flat: Record<string, string> = {}
-    for (let i = 0; fields && i + 1 < fields.length; i += 2) flat[fields[i]] = fields[i + 1]
-    const requeues = flat.requeues ?? '0'
+    const flat = {e: field(fields, 'e'), requeues: field(fields, 'requeues') ?? '0'}
+    const requeues = flat.requeues
     if (!entry.event) {
       const error = `not a valid envelope: ${formatIssues(entry.issues)}`
       await this.deadLetter(
         flight,
-        JSON.stringify(flat),
+        JSON.stringify(entry.raw),
         'schema_violation',
         error,
         firstAttempt,
@@ -374,7 +396,7 @@ export class Consumer {
     const event = entry.event
     const base = {channel: source.channel, eventId: event.id, type: event.type}
     if (this.handler.types && !this.handler.types.includes(event.type)) {
-      await this.ack(source, id, false)
+      this.ack(source, id, false)
       this.outcome({...base, attempt: firstAttempt, outcome: 'skipped', durationMs: 0})
       return
     }
@@ -424,8 +446,17 @@ export class Consumer {
         return
       }
       if (result.kind === 'ok') {
-        const acked = await this.ack(source, id, true)
-        this.outcome({...base, attempt, outcome: acked ? 'acked' : 'lost', durationMs: Date.now() - started})
+        // The slot is free as soon as the handler is done; the ack rides the next batched round trip.
+        this.ack(source, id, true, (acked) => {
+          if (this.options.onOutcome) {
+            this.outcome({
+              ...base,
+              attempt,
+              outcome: acked ? 'acked' : 'lost',
+              durationMs: Date.now() - started,
+            })
+          }
+        })
         return
       }
       if (result.kind === 'timeout') {
@@ -492,7 +523,7 @@ export class Consumer {
 
   /** Runs the handler once, with the timeout and the abort signal. */
   private attempt(flight: InFlight, event: RaptorEvent, attempt: number): Promise<AttemptResult> {
-    flight.controller = new AbortController()
+    flight.abortable = new Abortable()
     return invokeHandler(
       this.handler,
       event,
@@ -504,7 +535,7 @@ export class Consumer {
         handler: this.group,
         log: this.logger,
       },
-      flight.controller,
+      flight.abortable,
     )
   }
 
@@ -541,20 +572,21 @@ export class Consumer {
   }
 
   /** Queues an ack; acks finishing in the same tick go to Redis together (one script per stream). */
-  private ack(source: Source, id: string, counted: boolean): Promise<boolean> {
-    const key = `${source.stream}\n${counted ? 1 : 0}`
+  private ack(source: Source, id: string, counted: boolean, done?: (acked: boolean) => void): void {
+    const key = counted ? source.stream : `${source.stream}\n0`
     let pending = this.acks.get(key)
     if (!pending) {
       pending = {source, counted, ids: [], waiters: []}
       this.acks.set(key, pending)
     }
     pending.ids.push(id)
-    const done = new Promise<boolean>((resolve) => pending.waiters.push(resolve))
+    pending.waiters.push(done)
     if (!this.ackScheduled) {
       this.ackScheduled = true
-      setImmediate(() => void this.flushAcks())
+      setImmediate(() => {
+        this.flushing = this.flushAcks()
+      })
     }
-    return done
   }
 
   private async flushAcks(): Promise<void> {
@@ -573,7 +605,8 @@ export class Consumer {
         this.id,
         b.source.requeue ? '1' : '0',
         b.counted ? '1' : '0',
-        ...b.ids,
+        String(this.handler.concurrency),
+        ...ascending(b.ids),
       )
     }
     let results: [Error | null, unknown][] = []
@@ -586,7 +619,7 @@ export class Consumer {
       const [error, lost] = results[i] ?? [new Error('ack not sent'), []]
       if (error) this.reportError(error)
       const notAcked = new Set(error ? b.ids : (lost as string[]))
-      b.ids.forEach((id, j) => b.waiters[j](!notAcked.has(id)))
+      b.ids.forEach((id, j) => b.waiters[j]?.(!notAcked.has(id)))
     })
   }
 
@@ -610,7 +643,7 @@ export class Consumer {
         const flight = this.inFlight.get(`${streams[i]}\n${id}`)
         if (!flight) continue
         flight.lost = true
-        flight.controller.abort(new Error('lease lost: another consumer reclaimed this event'))
+        flight.abortable.abort(new Error('lease lost: another consumer reclaimed this event'))
       }
     })
   }

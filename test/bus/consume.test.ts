@@ -242,7 +242,9 @@ describe('bus.consume', () => {
     await b.redis.xclaim(stream, 'g', 'fresh', 0, entryId)
     const stats = b.keys.stats(CHANNEL)
     const hstats = b.keys.handlerStats(CHANNEL, 'g')
-    expect(await b.redis.raptorAck(stream, stats, hstats, 'g', 'stale', '0', '1', entryId)).toEqual([entryId])
+    expect(await b.redis.raptorAck(stream, stats, hstats, 'g', 'stale', '0', '1', '1', entryId)).toEqual([
+      entryId,
+    ])
     const dl = await b.redis.raptorDeadLetter(
       stream,
       b.keys.dlq(CHANNEL, 'max_retries_exceeded'),
@@ -266,7 +268,7 @@ describe('bus.consume', () => {
     expect(await b.redis.raptorTouch(stream, 'g', 'stale', entryId)).toEqual([entryId])
     expect(await b.redis.xlen(b.keys.dlq(CHANNEL, 'max_retries_exceeded'))).toBe(0)
     expect(await pending(b, 'g')).toBe(1)
-    expect(await b.redis.raptorAck(stream, stats, hstats, 'g', 'fresh', '0', '1', entryId)).toEqual([])
+    expect(await b.redis.raptorAck(stream, stats, hstats, 'g', 'fresh', '0', '1', '1', entryId)).toEqual([])
     expect(await pending(b, 'g')).toBe(0)
     expect(id).toMatch(/^evt-/)
   })
