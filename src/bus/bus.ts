@@ -5,11 +5,14 @@ import {DEFAULT_MAX_PAYLOAD_BYTES, loadConfig, type RaptorConfig} from './config
 import {DEFAULT_REDIS_URL, openConnection, type ConnectionOptions} from './connection.js'
 import {ClosedError, InvalidInputError} from './errors.js'
 import type {PayloadSchema, PublishInput, RaptorEvent} from './events.js'
-import {baseHealth, overallStatus, type HealthOptions, type HealthReport} from './health.js'
+import {Dlq} from './dlq.js'
+import {baseHealth, overallStatus, thresholdChecks, type HealthOptions, type HealthReport} from './health.js'
 import {History, type HistoryEntry, type ReplayWindow} from './history.js'
 import {Keys, PREFIX_PATTERN} from './keys.js'
 import {LiveHub, type LiveHandler, type LiveMeta, type SubscribeOptions, type Subscription} from './live.js'
+import {MetricsReader, type BusMetrics, type ChannelMetrics} from './metrics.js'
 import {Publisher} from './publisher.js'
+import {replayTo, type ReplayToOptions, type ReplayToResult} from './replay.js'
 import {defineScripts, type ScriptedRedis} from './scripts.js'
 import {compareIds, idTime} from './stream-ids.js'
 
@@ -60,7 +63,10 @@ export class RaptorBus {
   readonly topology: Topology
   /** History reader (streams). */
   readonly history: History
+  /** Dead-letter queues: `list`, `requeue`, `purge`. */
+  readonly dlq: Dlq
   private readonly publisher: Publisher
+  private readonly metricsReader: MetricsReader
   private live?: Promise<LiveHub>
   private subConn?: Redis
   private closed = false
@@ -82,6 +88,14 @@ export class RaptorBus {
       maxPayloadBytes: options.maxPayloadBytes,
       defaultSource: options.source,
     })
+    this.dlq = new Dlq({
+      redis,
+      keys: this.keys,
+      topology: this.topology,
+      history: this.history,
+      prepare: (input) => this.publisher.prepare(input),
+    })
+    this.metricsReader = new MetricsReader(redis, this.keys, this.topology, this.history)
   }
 
   /**
@@ -222,6 +236,36 @@ export class RaptorBus {
     return this.history.events(channel, window)
   }
 
+  /**
+   * Re-publishes a channel's history (within the window) onto another channel as new events (new
+   * ids), pipelined, or paced at `options.rate` events per second.
+   * @throws RoutingError when `toChannel` is outside the topology
+   */
+  async replayTo(
+    channel: string,
+    toChannel: string,
+    window: ReplayWindow = {},
+    options: ReplayToOptions = {},
+  ): Promise<ReplayToResult> {
+    this.ensureOpen()
+    return replayTo(this.history, this.publisher, channel, toChannel, window, options)
+  }
+
+  /**
+   * Counters (summed over channels and per channel and handler), stream lengths, consumer-group lag
+   * and pending, DLQ depth by reason, live subscribers and agents.
+   */
+  async metrics(): Promise<BusMetrics> {
+    this.ensureOpen()
+    return this.metricsReader.all()
+  }
+
+  /** The metrics of one channel: counters, stream length, retention, handlers, DLQ depth. */
+  async channelMetrics(channel: string): Promise<ChannelMetrics> {
+    this.ensureOpen()
+    return this.metricsReader.channel(channel)
+  }
+
   /** The topology with each channel's stream length and last event time. */
   async channels(): Promise<ChannelInfo[]> {
     this.ensureOpen()
@@ -247,10 +291,15 @@ export class RaptorBus {
     return infos
   }
 
-  /** Redis reachability, version, latency, clients, memory and live agents. */
+  /**
+   * Redis reachability, version, latency, clients, memory and live agents; with `maxDlq` / `maxLag`,
+   * also the DLQ depth and consumer lag against those thresholds (over → `degraded`).
+   */
   async health(options: HealthOptions = {}): Promise<HealthReport> {
     this.ensureOpen()
     const report = await baseHealth(this.redis, this.keys, options)
+    if (options.maxDlq !== undefined || options.maxLag !== undefined)
+      report.checks.push(...thresholdChecks(await this.metricsReader.all(), options))
     return {...report, status: overallStatus(report.checks)}
   }
 
