@@ -13,7 +13,7 @@ import type {History} from './history.js'
 import type {Keys} from './keys.js'
 import type {PreparedEvent} from './publisher.js'
 import {scriptPipeline, type ScriptedRedis} from './scripts.js'
-import {idTime} from './stream-ids.js'
+import {compareIds, idTime} from './stream-ids.js'
 
 declare module './scripts.js' {
   interface ScriptCommands {
@@ -162,6 +162,16 @@ export interface DlqContext {
 const PAGE = 500
 const DEFAULT_BATCH = 500
 const MAX_ID = `${Number.MAX_SAFE_INTEGER}`
+
+/** Oldest failure first; ties (same ms, different streams) in a stable, deterministic order. */
+function byFailure(a: RawEntry, b: RawEntry): number {
+  // Sequence numbers only order entries of the same stream: compare ms, then the stream, then seq.
+  const d = idTime(a.streamId) - idTime(b.streamId)
+  if (d !== 0) return d
+  const ka = `${a.dlqChannel}/${a.reason}`
+  const kb = `${b.dlqChannel}/${b.reason}`
+  return ka < kb ? -1 : ka > kb ? 1 : compareIds(a.streamId, b.streamId)
+}
 
 /** Formats a DLQ entry id: `<dlq channel>/<reason>/<stream id>`. */
 export function formatDlqId(dlqChannel: string, reason: string, streamId: string): string {
@@ -320,11 +330,11 @@ export class Dlq {
     for await (const raw of this.scan({...filter, limit: undefined})) {
       raws.push(raw)
       if (filter.limit !== undefined && raws.length >= filter.limit * 4 + 1000) {
-        raws.sort((a, b) => idTime(a.streamId) - idTime(b.streamId))
+        raws.sort(byFailure)
         raws.length = filter.limit
       }
     }
-    raws.sort((a, b) => idTime(a.streamId) - idTime(b.streamId))
+    raws.sort(byFailure)
     if (filter.limit !== undefined) raws.length = Math.min(raws.length, filter.limit)
     return raws.map((r) => this.toEntry(r))
   }

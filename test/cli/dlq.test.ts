@@ -32,6 +32,8 @@ async function mix(b: RaptorBus) {
     {channel: CH, handler: 'h1', event: e1, error: 'Error: nope', attempts: 4},
     {channel: CH, handler: 'h2', event: e2},
   ])
+  // Later failures: a millisecond on, so that the expected order by failure time is unambiguous.
+  await new Promise((r) => setTimeout(r, 2))
   const [s3] = await addDlq(b, [
     {channel: 'sys.state.update', reason: 'processing_timeout', handler: 'h1', event: e3, attempts: 1},
   ])
@@ -88,7 +90,7 @@ describe('raptor dlq list', () => {
         (e: {reason: string; handler: string}) => `${e.reason}:${e.handler}`,
       )
     expect(await ids('--reason', MRE)).toEqual([`${MRE}:h1`, `${MRE}:h2`])
-    expect(await ids('--handler', 'h1')).toEqual([
+    expect((await ids('--handler', 'h1')).sort()).toEqual([
       `${MRE}:h1`,
       'processing_timeout:h1',
       'schema_violation:h1',
