@@ -21,8 +21,6 @@ export interface ReplayToResult {
   toChannel: string
   /** Events published anew. */
   republished: number
-  /** Ids of the new events, in order. */
-  ids: string[]
 }
 
 /** Events per pipelined round trip when no rate is set. */
@@ -46,7 +44,7 @@ export async function replayTo(
   if (!probe.spec) throw new RoutingError(toChannel, undefined, false)
   const now = await history.serverTime()
   const until = window.until === undefined ? now : Math.min(now, +window.until)
-  const result: ReplayToResult = {channel, toChannel, republished: 0, ids: []}
+  const result: ReplayToResult = {channel, toChannel, republished: 0}
   const intervalMs = options.rate && options.rate > 0 ? 1000 / options.rate : 0
   const started = Date.now()
   let batch: PreparedEvent[] = []
@@ -54,7 +52,6 @@ export async function replayTo(
     if (batch.length === 0) return
     const ids = await publisher.write(batch)
     batch = []
-    result.ids.push(...ids)
     result.republished += ids.length
     options.onProgress?.(result.republished)
   }

@@ -97,8 +97,7 @@ Times (--from, --until) are RFC 3339, epoch ms, or a duration meaning that long 
           return this.exit(ExitCode.INTERRUPTED)
         }
         this.log(`re-published ${result.republished} events from ${channel} onto ${toChannel}`)
-        const {ids: _ids, ...summary} = result
-        return summary as ReplayToResult
+        return result
       }
       const json = this.jsonEnabled()
       const writer = new LineWriter()
