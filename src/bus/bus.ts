@@ -248,7 +248,7 @@ export class RaptorBus {
     options: ReplayToOptions = {},
   ): Promise<ReplayToResult> {
     this.ensureOpen()
-    return replayTo(this.history, this.publisher, channel, toChannel, window, options)
+    return replayTo(this.history, this.publisher, this.topology, channel, toChannel, window, options)
   }
 
   /**

@@ -1,3 +1,4 @@
+import {assertChannelName, type Topology} from './channels.js'
 import {RoutingError} from './errors.js'
 import type {RaptorEvent} from './events.js'
 import type {History, ReplayWindow} from './history.js'
@@ -35,13 +36,14 @@ const BATCH = 500
 export async function replayTo(
   history: History,
   publisher: Publisher,
+  topology: Topology,
   channel: string,
   toChannel: string,
   window: ReplayWindow,
   options: ReplayToOptions = {},
 ): Promise<ReplayToResult> {
-  const probe = publisher.prepare({channel: toChannel, type: 'replay'})
-  if (!probe.spec) throw new RoutingError(toChannel, undefined, false)
+  assertChannelName(toChannel)
+  if (!topology.resolve(toChannel)) throw new RoutingError(toChannel, topology.nearest(toChannel), false)
   const now = await history.serverTime()
   const until = window.until === undefined ? now : Math.min(now, +window.until)
   const result: ReplayToResult = {channel, toChannel, republished: 0}

@@ -61,7 +61,9 @@ Times (--from, --until) are RFC 3339, epoch ms, or a duration meaning that long 
       types: flags.type,
       limit: flags.limit,
     }
-    if (window.since !== undefined || window.from !== undefined) {
+    const known = bus.topology.retentionMs(channel) !== undefined
+    if (!known) this.note(`replay: warning: '${channel}' is not in the topology; it has no history here`)
+    else if (window.since !== undefined || window.from !== undefined) {
       const bounds = await bus.history.bounds(channel, window, now)
       if (bounds.reachesPastRetention) {
         const retention = bus.topology.retentionMs(channel)
@@ -72,8 +74,6 @@ Times (--from, --until) are RFC 3339, epoch ms, or a duration meaning that long 
         )
       }
     }
-    if (!bus.topology.retentionMs(channel))
-      this.note(`replay: warning: '${channel}' is not in the topology; it has no history here`)
 
     const interrupt = onInterrupt()
     const length = await bus.redis.xlen(bus.keys.stream(channel))

@@ -1,7 +1,9 @@
+import {spawn} from 'node:child_process'
+
 import {afterEach, describe, expect, it} from 'vitest'
 
 import type {RaptorBus} from '../../src/bus/index.js'
-import {testBus} from '../helpers/index.js'
+import {BIN, redisUrl, testBus, waitFor} from '../helpers/index.js'
 import {cli, envelope, streamEntries} from '../helpers/ops.js'
 
 const buses: RaptorBus[] = []
@@ -137,6 +139,35 @@ describe('raptor replay', () => {
     const unknown = await cli(b, ['replay', CH, '--to-channel', 'sys.nowhere'])
     expect(unknown.code).toBe(2)
     expect(await b.redis.exists(b.keys.dlq('sys.dlq.routing_error', 'routing_error'))).toBe(0)
+  })
+
+  it('stops on SIGINT with exit 130, keeping what was re-published', async () => {
+    const b = await bus()
+    await seed(
+      b,
+      CH,
+      Array.from({length: 20}, (_, i) => ({ageMin: 20 - i, type: 'x'})),
+    )
+    const target = b.keys.stream('sys.alert.critical')
+    const args = ['replay', CH, '--to-channel', 'sys.alert.critical', '--rate', '5/s']
+    const child = spawn(process.execPath, [
+      BIN,
+      ...args,
+      '--redis-url',
+      redisUrl(),
+      '--prefix',
+      b.keys.prefix,
+    ])
+    let stderr = ''
+    child.stderr.on('data', (d) => (stderr += d))
+    const code = new Promise((resolve) => child.on('exit', resolve))
+    await waitFor(async () => (await b.redis.xlen(target)) > 0, 10_000, 'the first re-published event')
+    child.kill('SIGINT')
+    expect(await code).toBe(130)
+    const done = await b.redis.xlen(target)
+    expect(done).toBeGreaterThan(0)
+    expect(done).toBeLessThan(20)
+    expect(stderr).toContain(`interrupted after re-publishing ${done} events`)
   })
 
   it('replays through the library as an async iterator and onto a channel', async () => {
