@@ -7,13 +7,16 @@ import {DEFAULT_MAX_PAYLOAD_BYTES, loadConfig, type RaptorConfig} from './config
 import {DEFAULT_REDIS_URL, closeConnection, openConnection, type ConnectionOptions} from './connection.js'
 import {ClosedError, InvalidInputError} from './errors.js'
 import type {Payload, PayloadSchema, PublishInput, RaptorEvent} from './events.js'
-import {baseHealth, overallStatus, type HealthOptions, type HealthReport} from './health.js'
+import {Consumer, type ConsumeOptions} from './consumer.js'
+import {Dlq} from './dlq.js'
+import {resolveHandler, type HandlerDefinition} from './handler.js'
+import {baseHealth, overallStatus, thresholdChecks, type HealthOptions, type HealthReport} from './health.js'
 import {History, type HistoryEntry, type ReplayWindow} from './history.js'
 import {Keys, PREFIX_PATTERN} from './keys.js'
 import {LiveHub, type LiveHandler, type LiveMeta, type SubscribeOptions, type Subscription} from './live.js'
-import {Consumer, type ConsumeOptions} from './consumer.js'
-import {resolveHandler, type HandlerDefinition} from './handler.js'
+import {MetricsReader, type BusMetrics, type ChannelMetrics} from './metrics.js'
 import {Publisher} from './publisher.js'
+import {replayTo, type ReplayToOptions, type ReplayToResult} from './replay.js'
 import {Replies} from './request.js'
 import {defineScripts, type ScriptedRedis} from './scripts.js'
 import {compareIds, idTime} from './stream-ids.js'
@@ -65,7 +68,10 @@ export class RaptorBus {
   readonly topology: Topology
   /** History reader (streams). */
   readonly history: History
+  /** Dead-letter queues: `list`, `requeue`, `purge`. */
+  readonly dlq: Dlq
   private readonly publisher: Publisher
+  private readonly metricsReader: MetricsReader
   private live?: Promise<LiveHub>
   private subConn?: Redis
   private replies?: Replies
@@ -89,6 +95,14 @@ export class RaptorBus {
       maxPayloadBytes: options.maxPayloadBytes,
       defaultSource: options.source,
     })
+    this.dlq = new Dlq({
+      redis,
+      keys: this.keys,
+      topology: this.topology,
+      history: this.history,
+      prepare: (input) => this.publisher.prepare(input),
+    })
+    this.metricsReader = new MetricsReader(redis, this.keys, this.topology, this.history)
   }
 
   /**
@@ -229,6 +243,36 @@ export class RaptorBus {
     return this.history.events(channel, window)
   }
 
+  /**
+   * Re-publishes a channel's history (within the window) onto another channel as new events (new
+   * ids), pipelined, or paced at `options.rate` events per second.
+   * @throws RoutingError when `toChannel` is outside the topology
+   */
+  async replayTo(
+    channel: string,
+    toChannel: string,
+    window: ReplayWindow = {},
+    options: ReplayToOptions = {},
+  ): Promise<ReplayToResult> {
+    this.ensureOpen()
+    return replayTo(this.history, this.publisher, this.topology, channel, toChannel, window, options)
+  }
+
+  /**
+   * Counters (summed over channels and per channel and handler), stream lengths, consumer-group lag
+   * and pending, DLQ depth by reason, live subscribers and agents.
+   */
+  async metrics(): Promise<BusMetrics> {
+    this.ensureOpen()
+    return this.metricsReader.all()
+  }
+
+  /** The metrics of one channel: counters, stream length, retention, handlers, DLQ depth. */
+  async channelMetrics(channel: string): Promise<ChannelMetrics> {
+    this.ensureOpen()
+    return this.metricsReader.channel(channel)
+  }
+
   /** The topology with each channel's stream length and last event time. */
   async channels(): Promise<ChannelInfo[]> {
     this.ensureOpen()
@@ -317,10 +361,15 @@ export class RaptorBus {
     await this.redis.publish(this.keys.reply(request.correlationid), json)
   }
 
-  /** Redis reachability, version, latency, clients, memory and live agents. */
+  /**
+   * Redis reachability, version, latency, clients, memory and live agents; with `maxDlq` / `maxLag`,
+   * also the DLQ depth and consumer lag against those thresholds (over → `degraded`).
+   */
   async health(options: HealthOptions = {}): Promise<HealthReport> {
     this.ensureOpen()
     const report = await baseHealth(this.redis, this.keys, options)
+    if (options.maxDlq !== undefined || options.maxLag !== undefined)
+      report.checks.push(...thresholdChecks(await this.metricsReader.all(), options))
     return {...report, status: overallStatus(report.checks)}
   }
 

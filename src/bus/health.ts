@@ -1,6 +1,7 @@
 import type {Redis} from 'ioredis'
 
 import type {Keys} from './keys.js'
+import type {BusMetrics} from './metrics.js'
 
 /** Outcome of one health check. */
 export interface HealthCheck {
@@ -42,6 +43,44 @@ export interface HealthReport {
 export interface HealthOptions {
   /** Latency above which Redis counts as slow. @defaultValue 100 */
   maxLatencyMs?: number
+  /** Total DLQ depth (every channel and reason) above which the bus is degraded. @defaultValue no limit */
+  maxDlq?: number
+  /** Consumer-group lag (of any handler on any channel) above which the bus is degraded. @defaultValue no limit */
+  maxLag?: number
+}
+
+/** The `dlq` and `lag` threshold checks, from a metrics snapshot. */
+export function thresholdChecks(metrics: BusMetrics, options: HealthOptions): HealthCheck[] {
+  const checks: HealthCheck[] = []
+  if (options.maxDlq !== undefined) {
+    const total = metrics.global.dlqTotal
+    const by = Object.entries(metrics.global.dlqDepth)
+      .filter(([, n]) => n > 0)
+      .map(([r, n]) => `${r} ${n}`)
+      .join(', ')
+    checks.push({
+      name: 'dlq',
+      status: total > options.maxDlq ? 'warn' : 'pass',
+      detail: `${total} dead letters${by ? ` (${by})` : ''} (limit ${options.maxDlq})`,
+    })
+  }
+  if (options.maxLag !== undefined) {
+    const over = metrics.channels.flatMap((c) =>
+      c.handlers
+        .filter((h) => h.lag !== null && h.lag > options.maxLag!)
+        .map((h) => `${h.handler}@${c.channel} ${h.lag}`),
+    )
+    const worst = Math.max(0, ...metrics.channels.flatMap((c) => c.handlers.map((h) => h.lag ?? 0)))
+    checks.push({
+      name: 'lag',
+      status: over.length > 0 ? 'warn' : 'pass',
+      detail:
+        over.length > 0
+          ? `over ${options.maxLag}: ${over.join(', ')}`
+          : `max lag ${worst} (limit ${options.maxLag})`,
+    })
+  }
+  return checks
 }
 
 function infoField(info: string, field: string): string {

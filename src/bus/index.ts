@@ -15,12 +15,26 @@ export {
   DLQ_RETENTION_MS,
   GUILDS,
   HEARTBEAT_CHANNEL,
+  ROUTING_DLQ_CHANNEL,
   Topology,
   channelMatcher,
   type ChannelConfig,
   type ChannelSpec,
   type DlqReason,
 } from './channels.js'
+export {
+  Dlq,
+  formatDlqId,
+  parseDlqId,
+  type DlqEntry,
+  type DlqFilter,
+  type PurgeOptions,
+  type PurgeResult,
+  type RequeueOptions,
+  type RequeueResult,
+  type RequeueTarget,
+  type SkippedEntry,
+} from './dlq.js'
 export {DEFAULT_MAX_PAYLOAD_BYTES, loadConfig, type RaptorConfig} from './config.js'
 export {DEFAULT_REDIS_URL, redactUrl, type ConnectionOptions} from './connection.js'
 export {parseDuration, formatDuration} from './durations.js'
@@ -39,6 +53,16 @@ export {
 } from './events.js'
 export type {AgentInfo, HealthCheck, HealthOptions, HealthReport} from './health.js'
 export type {ReplayWindow} from './history.js'
+export {
+  COUNTERS,
+  toPrometheus,
+  type BusMetrics,
+  type ChannelMetrics,
+  type CounterName,
+  type Counters,
+  type HandlerMetrics,
+} from './metrics.js'
+export type {ReplayToOptions, ReplayToResult} from './replay.js'
 export type {LiveHandler, LiveMeta, SubscribeOptions, Subscription} from './live.js'
 export {Consumer, type ConsumeOptions, type ConsumeOutcome} from './consumer.js'
 export {

@@ -44,6 +44,14 @@ export class Keys {
     return `${this.tag(channel)}:rq:${handler}`
   }
 
+  /**
+   * Marker that a DLQ entry was already re-published onto this channel (requeue to a channel): makes
+   * the cross-slot move idempotent. Lives as long as a DLQ entry can.
+   */
+  requeueMarker(channel: string, dlqEntryId: string): string {
+    return `${this.tag(channel)}:rqmark:${dlqEntryId}`
+  }
+
   /** Every concrete channel ever published to under this prefix (a set). */
   channelRegistry(): string {
     return `${this.prefix}:channels`

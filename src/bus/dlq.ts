@@ -1,0 +1,551 @@
+import type {Topology} from './channels.js'
+import {
+  DLQ_REASONS,
+  DLQ_RETENTION_MS,
+  ROUTING_DLQ_CHANNEL,
+  assertChannelName,
+  channelMatcher,
+  type DlqReason,
+} from './channels.js'
+import {InvalidInputError, RaptorError, RoutingError} from './errors.js'
+import {parseEnvelope, type PublishInput, type RaptorEvent} from './events.js'
+import type {History} from './history.js'
+import type {Keys} from './keys.js'
+import type {PreparedEvent} from './publisher.js'
+import {scriptPipeline, type ScriptedRedis} from './scripts.js'
+import {compareIds, idTime} from './stream-ids.js'
+
+declare module './scripts.js' {
+  interface ScriptCommands {
+    /** lua/requeue.lua: returns the number of entries moved to the handler's requeue stream. */
+    raptorRequeue(
+      dlq: string,
+      rq: string,
+      stats: string,
+      handlerStats: string,
+      handler: string,
+      idPrefix: string,
+      retentionMs: number,
+      ...streamIds: string[]
+    ): Promise<number>
+    /** lua/republish.lua: returns the new stream id, or null when this DLQ entry was already published. */
+    raptorRepublish(
+      stream: string,
+      index: string,
+      stats: string,
+      marker: string,
+      json: string,
+      retentionMs: number,
+      live: string,
+      markerTtlMs: number,
+    ): Promise<string | null>
+  }
+}
+
+/**
+ * One dead letter, as `raptor dlq list --json` prints it.
+ *
+ * `id` is `<dlq channel>/<reason>/<stream entry id>` (e.g.
+ * `sys.alert.warning/max_retries_exceeded/1732867200000-0`): unique across every DLQ stream of a
+ * prefix, and accepted back by `requeue`/`purge` `ids`. Routing errors live under the pseudo-channel
+ * `sys.dlq.routing_error`.
+ */
+export interface DlqEntry {
+  /** Unique DLQ entry id, `<dlq channel>/<reason>/<stream id>`. */
+  id: string
+  reason: DlqReason
+  /** The channel the event was published on (for routing errors: the unknown channel). */
+  originalChannel: string
+  /** Why it failed (the handler's error, the schema issues, the routing error). */
+  error: string
+  /** Handler attempts before it was dead-lettered (0 when no handler ran). */
+  attempts: number
+  /** RFC 3339 time it was dead-lettered (Redis server time). */
+  failedAt: string
+  /** The handler that failed it; null when none (routing_error). */
+  handler: string | null
+  /** The envelope; or the raw stored value when it was not a valid envelope. */
+  event: RaptorEvent | unknown
+  /** How many times this event had been requeued before it landed here again. */
+  requeues: number
+}
+
+/** Which dead letters an operation applies to. Every given filter must hold. */
+export interface DlqFilter {
+  /** Only these reasons. @defaultValue every reason */
+  reasons?: readonly DlqReason[]
+  /** Only entries whose original channel matches one of these names or globs (`app.orders.*`). */
+  channels?: readonly string[]
+  /** Only entries failed by one of these handlers. */
+  handlers?: readonly string[]
+  /** Only these entries: DLQ entry ids (`<channel>/<reason>/<stream id>`) or event ids (`evt-…`). */
+  ids?: readonly string[]
+  /** Only entries dead-lettered before this time (ms since the epoch, or a Date; server time). */
+  before?: number | Date
+  /** At most this many entries. */
+  limit?: number
+}
+
+/** Options of {@link Dlq.requeue}. */
+export interface RequeueOptions extends DlqFilter {
+  /**
+   * Publish every selected entry anew (a new event id) onto this channel instead of redelivering it
+   * to its handler; every handler of that channel then sees it.
+   */
+  toChannel?: string
+  /** Change nothing; report what would move. @defaultValue false */
+  dryRun?: boolean
+  /** Entries per atomic Lua call (1–1000). @defaultValue 500 */
+  batchSize?: number
+  /** Called after each batch with the number of entries handled so far. */
+  onProgress?: (done: number) => void
+}
+
+/** Where requeued entries went (or would go). */
+export interface RequeueTarget {
+  /** The channel of the stream they went to. */
+  channel: string
+  /** The handler whose requeue stream they went to; null when published onto the channel. */
+  handler: string | null
+  count: number
+}
+
+/** An entry a requeue left in the DLQ, and why. */
+export interface SkippedEntry {
+  id: string
+  why: string
+}
+
+/** Outcome of {@link Dlq.requeue}. */
+export interface RequeueResult {
+  /** Entries moved (or, in a dry run, that would move). */
+  requeued: number
+  dryRun: boolean
+  /** Entries left in the DLQ (e.g. a routing error whose channel is still unknown). */
+  skipped: SkippedEntry[]
+  /** Counts per destination. */
+  targets: RequeueTarget[]
+}
+
+/** Options of {@link Dlq.purge}. */
+export interface PurgeOptions extends DlqFilter {
+  /** Count only. @defaultValue false */
+  dryRun?: boolean
+}
+
+/** Outcome of {@link Dlq.purge}. */
+export interface PurgeResult {
+  /** Entries deleted (or, in a dry run, that would be). */
+  purged: number
+  dryRun: boolean
+}
+
+/** A DLQ stream entry as read, with where it lives. */
+interface RawEntry {
+  /** Channel of the DLQ stream (the pseudo-channel for routing errors). */
+  dlqChannel: string
+  reason: DlqReason
+  streamId: string
+  fields: Record<string, string>
+}
+
+/** What the DLQ needs of the bus. */
+export interface DlqContext {
+  redis: ScriptedRedis
+  keys: Keys
+  topology: Topology
+  history: History
+  /** Checks and builds an event as publish would (throws the publish errors). */
+  prepare(input: PublishInput): {event: RaptorEvent; json: string; spec: PreparedEvent['spec'] | undefined}
+}
+
+const PAGE = 500
+const DEFAULT_BATCH = 500
+const MAX_ID = `${Number.MAX_SAFE_INTEGER}`
+
+/** Oldest failure first; ties (same ms, different streams) in a stable, deterministic order. */
+function byFailure(a: RawEntry, b: RawEntry): number {
+  // Sequence numbers only order entries of the same stream: compare ms, then the stream, then seq.
+  const d = idTime(a.streamId) - idTime(b.streamId)
+  if (d !== 0) return d
+  const ka = `${a.dlqChannel}/${a.reason}`
+  const kb = `${b.dlqChannel}/${b.reason}`
+  return ka < kb ? -1 : ka > kb ? 1 : compareIds(a.streamId, b.streamId)
+}
+
+/** Formats a DLQ entry id: `<dlq channel>/<reason>/<stream id>`. */
+export function formatDlqId(dlqChannel: string, reason: string, streamId: string): string {
+  return `${dlqChannel}/${reason}/${streamId}`
+}
+
+/**
+ * Parses a DLQ entry id made by {@link formatDlqId}.
+ * @throws InvalidInputError when it is not one
+ */
+export function parseDlqId(id: string): {channel: string; reason: DlqReason; streamId: string} {
+  const match = /^([^/]+)\/([a-z_]+)\/(\d+-\d+)$/.exec(id)
+  if (!match || !(DLQ_REASONS as readonly string[]).includes(match[2])) {
+    throw new InvalidInputError(
+      `invalid DLQ entry id '${id}': use an id printed by \`raptor dlq list\` (<channel>/<reason>/<ms>-<seq>) or an event id evt-…`,
+      {id},
+    )
+  }
+  assertChannelName(match[1])
+  return {channel: match[1], reason: match[2] as DlqReason, streamId: match[3]}
+}
+
+function fieldsOf(flat: string[]): Record<string, string> {
+  const fields: Record<string, string> = {}
+  for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i]] = flat[i + 1]
+  return fields
+}
+
+function toMs(value: number | Date | undefined): number | undefined {
+  return value instanceof Date ? value.getTime() : value
+}
+
+/** The stored envelope: parsed when it is JSON, the raw string otherwise. */
+function storedEvent(e: string | undefined): unknown {
+  if (e === undefined) return null
+  try {
+    return JSON.parse(e)
+  } catch {
+    return e
+  }
+}
+
+/**
+ * Dead-letter queues: list, requeue and purge. The DLQs are streams `P:ch:{C}:dlq:<reason>` per
+ * channel and reason (see docs/design.md); routing errors are under the pseudo-channel
+ * `sys.dlq.routing_error`. Reached as `bus.dlq`.
+ */
+export class Dlq {
+  constructor(private readonly ctx: DlqContext) {}
+
+  /** Turns a stream entry into the public entry shape. */
+  private toEntry(raw: RawEntry): DlqEntry {
+    const f = raw.fields
+    const failedAt = Number(f.failedAt) || idTime(raw.streamId)
+    return {
+      id: formatDlqId(raw.dlqChannel, raw.reason, raw.streamId),
+      reason: raw.reason,
+      originalChannel: f.channel ?? raw.dlqChannel,
+      error: f.error ?? '',
+      attempts: Number(f.attempts ?? 0),
+      failedAt: new Date(failedAt).toISOString(),
+      handler: f.handler ? f.handler : null,
+      event: storedEvent(f.e),
+      requeues: Number(f.requeues ?? 0),
+    }
+  }
+
+  /** The DLQ streams a filter can reach: (channel, reason) pairs. */
+  private async streams(filter: DlqFilter): Promise<{channel: string; reason: DlqReason}[]> {
+    const reasons = filter.reasons && filter.reasons.length > 0 ? filter.reasons : DLQ_REASONS
+    for (const r of reasons) {
+      if (!(DLQ_REASONS as readonly string[]).includes(r))
+        throw new InvalidInputError(`unknown DLQ reason '${r}': use one of ${DLQ_REASONS.join(', ')}`)
+    }
+    const ids = filter.ids ?? []
+    if (ids.length > 0 && ids.every((id) => !id.startsWith('evt-'))) {
+      const seen = new Map<string, {channel: string; reason: DlqReason}>()
+      for (const id of ids) {
+        const {channel, reason} = parseDlqId(id)
+        if (reasons.includes(reason)) seen.set(`${channel}/${reason}`, {channel, reason})
+      }
+      return [...seen.values()]
+    }
+    const matchers = filter.channels?.length ? filter.channels.map(channelMatcher) : undefined
+    const channels = [...(await this.ctx.history.knownChannels()), ROUTING_DLQ_CHANNEL]
+    const pairs: {channel: string; reason: DlqReason}[] = []
+    for (const channel of new Set(channels)) {
+      // Routing errors keep their unknown channel in a field: that stream is filtered entry by entry.
+      if (channel !== ROUTING_DLQ_CHANNEL && matchers && !matchers.some((m) => m(channel))) continue
+      for (const reason of reasons) pairs.push({channel, reason})
+    }
+    return pairs
+  }
+
+  /** Yields the entries matching a filter, stream by stream, each stream in dead-letter order. */
+  private async *scan(filter: DlqFilter): AsyncGenerator<RawEntry> {
+    const {redis, keys} = this.ctx
+    const matchers = filter.channels?.length ? filter.channels.map(channelMatcher) : undefined
+    const handlers = filter.handlers?.length ? new Set(filter.handlers) : undefined
+    const ids = filter.ids ?? []
+    const dlqIds = new Set(ids.filter((id) => !id.startsWith('evt-')).map((id) => (parseDlqId(id), id)))
+    const eventIds = new Set(ids.filter((id) => id.startsWith('evt-')))
+    const before = toMs(filter.before)
+    const end = before === undefined ? '+' : `${Math.floor(before) - 1}-${MAX_ID}`
+    let left = filter.limit ?? Infinity
+    const matches = (raw: RawEntry): boolean => {
+      const f = raw.fields
+      if (matchers && !matchers.some((m) => m(f.channel ?? raw.dlqChannel))) return false
+      if (handlers && !handlers.has(f.handler ?? '')) return false
+      if (ids.length === 0) return true
+      if (dlqIds.has(formatDlqId(raw.dlqChannel, raw.reason, raw.streamId))) return true
+      if (eventIds.size === 0 || f.e === undefined) return false
+      const m = /"id":"(evt-[^"]+)"/.exec(f.e)
+      return m !== null && eventIds.has(m[1])
+    }
+    for (const {channel, reason} of await this.streams(filter)) {
+      if (left <= 0) return
+      const key = keys.dlq(channel, reason)
+      // Known DLQ ids only (no event ids): read exactly those entries.
+      if (ids.length > 0 && eventIds.size === 0) {
+        for (const id of dlqIds) {
+          const parsed = parseDlqId(id)
+          if (parsed.channel !== channel || parsed.reason !== reason) continue
+          const found = (await redis.xrange(key, parsed.streamId, parsed.streamId)) as [string, string[]][]
+          if (found.length === 0) continue
+          const raw = {dlqChannel: channel, reason, streamId: found[0][0], fields: fieldsOf(found[0][1])}
+          if (before !== undefined && idTime(raw.streamId) >= before) continue
+          if (!matches(raw)) continue
+          yield raw
+          if (--left <= 0) return
+        }
+        continue
+      }
+      let cursor = '-'
+      while (left > 0) {
+        const page = (await redis.xrange(key, cursor, end, 'COUNT', PAGE)) as [string, string[]][]
+        for (const [streamId, flat] of page) {
+          const raw = {dlqChannel: channel, reason, streamId, fields: fieldsOf(flat)}
+          if (!matches(raw)) continue
+          yield raw
+          if (--left <= 0) return
+        }
+        if (page.length < PAGE) break
+        cursor = `(${page[page.length - 1][0]}`
+      }
+    }
+  }
+
+  /**
+   * Dead letters matching the filter, oldest first.
+   * @throws InvalidInputError for an unknown reason or a malformed id
+   */
+  async list(filter: DlqFilter = {}): Promise<DlqEntry[]> {
+    const raws: RawEntry[] = []
+    // Each stream is read up to the limit; the merge then keeps the oldest `limit` overall.
+    for await (const raw of this.scan({...filter, limit: undefined})) {
+      raws.push(raw)
+      if (filter.limit !== undefined && raws.length >= filter.limit * 4 + 1000) {
+        raws.sort(byFailure)
+        raws.length = filter.limit
+      }
+    }
+    raws.sort(byFailure)
+    if (filter.limit !== undefined) raws.length = Math.min(raws.length, filter.limit)
+    return raws.map((r) => this.toEntry(r))
+  }
+
+  /** DLQ depth per (channel, reason): XLEN of each DLQ stream that holds anything. */
+  async depths(): Promise<{channel: string; reason: DlqReason; depth: number}[]> {
+    const {redis, keys} = this.ctx
+    const pairs = await this.streams({})
+    const pipeline = redis.pipeline()
+    for (const p of pairs) pipeline.xlen(keys.dlq(p.channel, p.reason))
+    const results = (await pipeline.exec()) ?? []
+    return pairs.map((p, i) => ({...p, depth: Number(results[i]?.[1] ?? 0)})).filter((p) => p.depth > 0)
+  }
+
+  /**
+   * Requeues dead letters. An entry with a handler is redelivered to **that handler only**: it moves
+   * to `P:ch:{C}:rq:<handler>`, keeping its event id, with `requeues` + 1. An entry with no handler
+   * (routing_error) is published onto its original channel (keeping its id) once that channel is in
+   * the topology; otherwise it is skipped and reported. With `toChannel`, every entry is published
+   * anew (new event id) onto that channel instead.
+   *
+   * Each batch is one Lua call per DLQ stream and handler (move + delete atomically), so an
+   * interrupted requeue neither loses nor duplicates; running it again finishes the job. Publishing
+   * onto a channel crosses hash tags, so there the move is made idempotent with a marker key instead
+   * (see lua/republish.lua).
+   * @throws InvalidInputError for bad filters; RoutingError when `toChannel` is outside the topology
+   */
+  async requeue(options: RequeueOptions = {}): Promise<RequeueResult> {
+    const batchSize = options.batchSize ?? DEFAULT_BATCH
+    if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 1000)
+      throw new InvalidInputError(`batch size must be an integer from 1 to 1000, got ${batchSize}`)
+    if (options.toChannel !== undefined) {
+      // Fails with a RoutingError (nothing parked) when the target is unknown, before anything moves.
+      assertChannelName(options.toChannel)
+      if (!this.ctx.topology.resolve(options.toChannel) || options.toChannel.startsWith('sys.dlq.'))
+        throw new RoutingError(options.toChannel, this.ctx.topology.nearest(options.toChannel), false)
+    }
+    const result: RequeueResult = {requeued: 0, dryRun: options.dryRun === true, skipped: [], targets: []}
+    const targets = new Map<string, RequeueTarget>()
+    const count = (channel: string, handler: string | null, n: number) => {
+      if (n === 0) return
+      const key = `${channel}\u0000${handler ?? ''}`
+      const t = targets.get(key) ?? {channel, handler, count: 0}
+      t.count += n
+      targets.set(key, t)
+      result.requeued += n
+    }
+    let batch: RawEntry[] = []
+    let done = 0
+    const flush = async () => {
+      if (batch.length === 0) return
+      const current = batch
+      batch = []
+      await this.requeueBatch(current, options, result, count)
+      done += current.length
+      options.onProgress?.(done)
+    }
+    for await (const raw of this.scan(options)) {
+      if (batch.length > 0 && (batch[0].dlqChannel !== raw.dlqChannel || batch[0].reason !== raw.reason))
+        await flush()
+      batch.push(raw)
+      if (batch.length >= batchSize) await flush()
+    }
+    await flush()
+    result.targets = [...targets.values()]
+    return result
+  }
+
+  private async requeueBatch(
+    batch: RawEntry[],
+    options: RequeueOptions,
+    result: RequeueResult,
+    count: (channel: string, handler: string | null, n: number) => void,
+  ): Promise<void> {
+    const {redis, keys} = this.ctx
+    const {dlqChannel, reason} = batch[0]
+    const byHandler = new Map<string, string[]>()
+    const toPublish: {raw: RawEntry; channel: string; keepId: boolean}[] = []
+    for (const raw of batch) {
+      const handler = raw.fields.handler ?? ''
+      if (options.toChannel !== undefined) toPublish.push({raw, channel: options.toChannel, keepId: false})
+      else if (handler !== '') byHandler.set(handler, [...(byHandler.get(handler) ?? []), raw.streamId])
+      else {
+        const original = raw.fields.channel ?? ''
+        if (original && !original.startsWith('sys.dlq.') && this.ctx.topology.resolve(original))
+          toPublish.push({raw, channel: original, keepId: true})
+        else
+          result.skipped.push({
+            id: formatDlqId(dlqChannel, reason, raw.streamId),
+            why: `no handler, and channel '${original}' is not in the topology: add it to the config or use --to-channel`,
+          })
+      }
+    }
+    for (const [handler, ids] of byHandler) {
+      if (options.dryRun) {
+        count(dlqChannel, handler, ids.length)
+        continue
+      }
+      const moved = await redis.raptorRequeue(
+        keys.dlq(dlqChannel, reason),
+        keys.requeue(dlqChannel, handler),
+        keys.stats(dlqChannel),
+        keys.handlerStats(dlqChannel, handler),
+        handler,
+        formatDlqId(dlqChannel, reason, ''),
+        DLQ_RETENTION_MS,
+        ...ids,
+      )
+      count(dlqChannel, handler, Number(moved))
+    }
+    if (toPublish.length > 0) await this.republish(toPublish, options, result, count)
+  }
+
+  /** Publishes dead letters onto channels, idempotently per DLQ entry, then deletes them from the DLQ. */
+  private async republish(
+    items: {raw: RawEntry; channel: string; keepId: boolean}[],
+    options: RequeueOptions,
+    result: RequeueResult,
+    count: (channel: string, handler: string | null, n: number) => void,
+  ): Promise<void> {
+    const {redis, keys} = this.ctx
+    const ready: {raw: RawEntry; dlqId: string; prepared: PreparedEvent}[] = []
+    for (const {raw, channel, keepId} of items) {
+      const dlqId = formatDlqId(raw.dlqChannel, raw.reason, raw.streamId)
+      const parsed = parseEnvelope(raw.fields.e)
+      if (!parsed.ok) {
+        result.skipped.push({id: dlqId, why: 'not a valid event envelope: cannot be published'})
+        continue
+      }
+      const ev = parsed.event
+      try {
+        const prepared = this.ctx.prepare({
+          channel,
+          type: ev.type,
+          payload: ev.data,
+          priority: ev.priority,
+          source: ev.source,
+          correlationId: ev.correlationid,
+          ...(keepId ? {id: ev.id} : {}),
+        })
+        if (!prepared.spec) throw new InvalidInputError(`channel '${channel}' is not in the topology`)
+        ready.push({raw, dlqId, prepared: prepared as PreparedEvent})
+      } catch (error) {
+        if (!(error instanceof RaptorError)) throw error
+        result.skipped.push({id: dlqId, why: error.message})
+      }
+    }
+    if (ready.length === 0) return
+    if (options.dryRun) {
+      for (const r of ready) count(r.prepared.event.channel, null, 1)
+      return
+    }
+    const pipeline = scriptPipeline(redis)
+    const channels = [...new Set(ready.map((r) => r.prepared.event.channel))]
+    pipeline.sadd(keys.channelRegistry(), ...channels)
+    for (const {dlqId, prepared} of ready) {
+      const c = prepared.event.channel
+      pipeline.raptorRepublish(
+        keys.stream(c),
+        keys.eventIndex(c, prepared.event.id),
+        keys.stats(c),
+        keys.requeueMarker(c, dlqId),
+        prepared.json,
+        prepared.spec.retentionMs,
+        keys.live(c),
+        DLQ_RETENTION_MS,
+      )
+    }
+    const replies = (await pipeline.exec()) ?? []
+    const toDelete: string[] = []
+    for (let i = 0; i < ready.length; i++) {
+      const [error, sid] = replies[i + 1] ?? [new Error('no reply')]
+      if (error) {
+        result.skipped.push({id: ready[i].dlqId, why: error.message})
+        continue
+      }
+      toDelete.push(ready[i].raw.streamId)
+      // A null reply: an earlier, interrupted requeue already published it; only the delete was missing.
+      if (sid !== null) count(ready[i].prepared.event.channel, null, 1)
+    }
+    if (toDelete.length > 0) {
+      const {dlqChannel, reason} = ready[0].raw
+      await redis.xdel(keys.dlq(dlqChannel, reason), ...toDelete)
+    }
+  }
+
+  /**
+   * Deletes dead letters matching the filter, in batches (XDEL of a few hundred ids per call).
+   * @throws InvalidInputError for bad filters
+   */
+  async purge(options: PurgeOptions = {}): Promise<PurgeResult> {
+    const {redis, keys} = this.ctx
+    let purged = 0
+    let pending: RawEntry[] = []
+    const flush = async () => {
+      if (pending.length === 0) return
+      const {dlqChannel, reason} = pending[0]
+      const ids = pending.map((p) => p.streamId)
+      pending = []
+      purged += options.dryRun ? ids.length : Number(await redis.xdel(keys.dlq(dlqChannel, reason), ...ids))
+    }
+    for await (const raw of this.scan(options)) {
+      if (
+        pending.length > 0 &&
+        (pending[0].dlqChannel !== raw.dlqChannel || pending[0].reason !== raw.reason)
+      )
+        await flush()
+      pending.push(raw)
+      if (pending.length >= DEFAULT_BATCH) await flush()
+    }
+    await flush()
+    return {purged, dryRun: options.dryRun === true}
+  }
+}

@@ -1,0 +1,66 @@
+import cliProgress from 'cli-progress'
+
+/** A progress bar on stderr, shown only on a TTY; a no-op elsewhere. */
+export interface Progress {
+  update(value: number): void
+  stop(): void
+}
+
+/** Starts a progress bar on stderr when it is a terminal (and NO_COLOR-agnostic: it has no colour). */
+export function progressBar(total: number, label: string, show = Boolean(process.stderr.isTTY)): Progress {
+  if (!show || total <= 0) return {update: () => {}, stop: () => {}}
+  const bar = new cliProgress.SingleBar(
+    {
+      stream: process.stderr,
+      format: `${label} [{bar}] {percentage}% | {value}/{total} | {eta_formatted} left`,
+      hideCursor: true,
+      clearOnComplete: true,
+      etaBuffer: 50,
+    },
+    cliProgress.Presets.shades_classic,
+  )
+  bar.start(total, 0)
+  let last = 0
+  return {
+    update(value) {
+      last = value
+      if (value > bar.getTotal()) bar.setTotal(value)
+      bar.update(value)
+    },
+    stop() {
+      bar.setTotal(Math.max(last, 1))
+      bar.update(last)
+      bar.stop()
+    },
+  }
+}
+
+/** Buffered line writer for stdout that respects backpressure (fast NDJSON to a pipe or file). */
+export class LineWriter {
+  private buffer: string[] = []
+  private size = 0
+
+  constructor(private readonly out: NodeJS.WriteStream = process.stdout) {}
+
+  async line(text: string): Promise<void> {
+    this.buffer.push(text)
+    this.size += text.length + 1
+    if (this.size >= 64 * 1024) await this.flush()
+  }
+
+  async flush(): Promise<void> {
+    if (this.buffer.length === 0) return
+    const chunk = this.buffer.join('\n') + '\n'
+    this.buffer = []
+    this.size = 0
+    if (!this.out.write(chunk)) await new Promise<void>((resolve) => this.out.once('drain', resolve))
+  }
+}
+
+/** An AbortController aborted by the first SIGINT; `dispose` removes the handler. */
+export function onInterrupt(): {signal: AbortSignal; dispose(): void} {
+  const controller = new AbortController()
+  const handler = () => controller.abort()
+  process.once('SIGINT', handler)
+  return {signal: controller.signal, dispose: () => process.removeListener('SIGINT', handler)}
+}
