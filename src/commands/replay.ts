@@ -3,6 +3,7 @@ import {Args, Flags} from '@oclif/core'
 import {formatDuration, parseDuration} from '../bus/durations.js'
 import type {ReplayWindow} from '../bus/history.js'
 import type {ReplayToResult} from '../bus/replay.js'
+import type {PluginReplayResult} from '../agent/replay-run.js'
 import {BaseCommand} from '../cli/base-command.js'
 import {ExitCode} from '../cli/exit-codes.js'
 import {eventLine, palette} from '../cli/output.js'
@@ -42,9 +43,15 @@ Times (--from, --until) are RFC 3339, epoch ms, or a duration meaning that long 
       summary: 'With --to-channel: at most N events per second (e.g. 100/s).',
       dependsOn: ['to-channel'],
     }),
+    plugin: Flags.string({
+      char: 'p',
+      summary: 'Run the handlers of this plugin over the history instead of printing it (repeatable).',
+      multiple: true,
+      exclusive: ['to-channel'],
+    }),
   }
 
-  async run(): Promise<ReplayToResult | {replayed: number} | undefined> {
+  async run(): Promise<ReplayToResult | PluginReplayResult | undefined> {
     const {flags} = this
     const {channel} = this.args
     const rate = flags.rate === undefined ? undefined : parseRate(flags.rate)
@@ -79,6 +86,8 @@ Times (--from, --until) are RFC 3339, epoch ms, or a duration meaning that long 
     const length = await bus.redis.xlen(bus.keys.stream(channel))
     const total = Math.min(length, flags.limit ?? Infinity)
     try {
+      if (flags.plugin)
+        return await this.throughPlugins(flags.plugin, channel, window, total, interrupt.signal)
       if (flags['to-channel']) {
         const toChannel = flags['to-channel']
         const bar = progressBar(
@@ -118,5 +127,44 @@ Times (--from, --until) are RFC 3339, epoch ms, or a duration meaning that long 
     } finally {
       interrupt.dispose()
     }
+  }
+
+  /** `--plugin`: each event once through every matching handler; exit 3 when some runs failed, 1 when all did. */
+  private async throughPlugins(
+    plugins: string[],
+    channel: string,
+    window: ReplayWindow,
+    total: number,
+    signal: AbortSignal,
+  ): Promise<PluginReplayResult> {
+    const [{loadPlugins}, {replayThroughHandlers}, {createLog}] = await Promise.all([
+      import('../agent/plugins.js'),
+      import('../agent/replay-run.js'),
+      import('../agent/log.js'),
+    ])
+    const handlers = await loadPlugins(plugins)
+    const bus = await this.bus()
+    const log = createLog(false, palette(process.stderr))
+    const bar = progressBar(
+      total,
+      `replay ${channel} → handlers`,
+      Boolean(process.stderr.isTTY) && total > LONG,
+    )
+    let n = 0
+    const events = (async function* () {
+      for await (const event of bus.replay(channel, window)) {
+        if (signal.aborted) return
+        yield event
+      }
+    })()
+    const result = await replayThroughHandlers(bus, handlers, events, log.forHandler, () => bar.update(++n))
+    bar.stop()
+    if (signal.aborted) return this.exit(ExitCode.INTERRUPTED) as never
+    this.log(
+      `replayed ${result.replayed} events through ${handlers.map((h) => h.name).join(', ')}: ${result.succeeded} succeeded, ${result.failed} failed`,
+    )
+    for (const f of result.failures) this.note(`replay: ${f.handler} failed on ${f.eventId}: ${f.error}`)
+    if (result.failed > 0) process.exitCode = result.succeeded > 0 ? ExitCode.PARTIAL : ExitCode.FAILED
+    return result
   }
 }
