@@ -1,6 +1,13 @@
 import type {Redis} from 'ioredis'
 
-import {GUILDS, Topology, channelMatcher, type ChannelConfig, type ChannelSpec} from './channels.js'
+import {
+  GUILDS,
+  Topology,
+  assertChannelPattern,
+  channelMatcher,
+  type ChannelConfig,
+  type ChannelSpec,
+} from './channels.js'
 import {DEFAULT_MAX_PAYLOAD_BYTES, loadConfig, type RaptorConfig} from './config.js'
 import {DEFAULT_REDIS_URL, openConnection, type ConnectionOptions} from './connection.js'
 import {ClosedError, InvalidInputError} from './errors.js'
@@ -148,6 +155,7 @@ export class RaptorBus {
    * Subscribes to live events on channels matching the patterns (`sys.alert.*`; `**` for every
    * channel); at-most-once. Resolves once Redis has confirmed the subscription. With `since`, the
    * matching history is delivered first, seamlessly.
+   * @throws InvalidInputError when a pattern is not a channel name or glob
    */
   async subscribe(
     patterns: string | readonly string[],
@@ -156,6 +164,7 @@ export class RaptorBus {
   ): Promise<Subscription> {
     this.ensureOpen()
     const list = typeof patterns === 'string' ? [patterns] : [...patterns]
+    list.forEach(assertChannelPattern)
     const hub = await this.hub()
     if (options.since === undefined) return hub.subscribe(list, handler, options)
     const sub = await hub.subscribe(list, handler, {...options, hold: true})

@@ -16,6 +16,7 @@ export {
   GUILDS,
   HEARTBEAT_CHANNEL,
   Topology,
+  assertChannelPattern,
   channelMatcher,
   type ChannelConfig,
   type ChannelSpec,
