@@ -267,6 +267,8 @@ export class RaptorBus {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
+    // The next getBus() connects afresh rather than handing out this closed bus.
+    if (shared && (await shared.catch(() => undefined)) === this) shared = undefined
     if (this.live) {
       const hub = await this.live.catch(() => undefined)
       await hub?.clear().catch(() => {})
@@ -283,7 +285,8 @@ let shared: Promise<RaptorBus> | undefined
 
 /**
  * The process-wide bus (the seed's `get_bus()`), connected on first use from `REDIS_URL`,
- * `RAPTOR_PREFIX` and the config file in the working directory.
+ * `RAPTOR_PREFIX` and the config file in the working directory (or `RAPTOR_CONFIG`). Once it is
+ * closed, the next call connects a new one.
  */
 export function getBus(options: BusOptions = {}): Promise<RaptorBus> {
   shared ??= RaptorBus.connect({
