@@ -58,6 +58,11 @@ Patterns are channel globs: * matches one dot-separated segment, ** any number (
     }),
   }
 
+  /** NDJSON: even an error document is one line, so that a reader parsing line by line never breaks. */
+  override logJson(json: unknown): void {
+    writeJsonLine(json)
+  }
+
   /** Streams; prints NDJSON itself, so nothing is returned for --json. */
   async run(): Promise<void> {
     const {flags} = this

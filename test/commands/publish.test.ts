@@ -135,7 +135,7 @@ describe('raptor publish', () => {
     expect((await streamOf(prefix, 'sys.guild.muse.broadcast')).map((e) => e.data)).toEqual([{a: 1}, {a: 2}])
   })
 
-  describe('rejects bad input with exit 2, one line, and writes nothing', () => {
+  describe.concurrent('rejects bad input with exit 2, one line, and writes nothing', () => {
     const base = ['-c', 'sys.alert.warning', '-t', 'x']
 
     it('malformed JSON', () =>

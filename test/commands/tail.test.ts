@@ -143,15 +143,19 @@ describe('raptor tail', () => {
     )
   })
 
-  it('exits 2 for an invalid pattern or duration', async () => {
+  it('exits 2 for an invalid pattern or duration, 69 with one NDJSON error line when Redis is unreachable', async () => {
     const prefix = randomPrefix()
-    const [pattern, duration] = await Promise.all([
+    const [pattern, duration, unreachable] = await Promise.all([
       runCli(['tail', ...target(prefix), 'Sys.Alert']),
       runCli(['tail', ...target(prefix), '--since', 'soon']),
+      runCli(['tail', '--redis-url', 'redis://127.0.0.1:1/0', '--json']),
     ])
     expect(pattern.code).toBe(2)
     expect(pattern.stderr.trim()).toMatch(/^Error: invalid channel pattern 'Sys.Alert'/)
     expect(duration.code).toBe(2)
     expect(duration.stderr.trim()).toMatch(/^Error: Parsing --since invalid duration 'soon'/)
+    expect(unreachable.code).toBe(69)
+    expect(ndjson(unreachable.stdout)).toMatchObject([{error: {code: 'CONNECTION_ERROR', exitCode: 69}}])
+    expect(unreachable.stderr).not.toContain('listening')
   })
 })
