@@ -92,6 +92,9 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       .map((line) => line.trim())
       .filter((line) => line !== '' && !/^See more help/i.test(line))
       .join(' ')
+      .replace(/^Parsing (--[\w-]+) (.*)$/, (_all, flag: string, why: string) =>
+        why.includes(flag) ? why : `${flag}: ${why}`,
+      )
     const safe = this.flags?.['redis-url']
       ? message.split(this.flags['redis-url']).join(redactUrl(this.flags['redis-url']))
       : message

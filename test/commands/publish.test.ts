@@ -147,6 +147,12 @@ describe('raptor publish', () => {
     it('an unknown flag value', () =>
       expectRejected([...base, '--priority', 'urgent'], /--priority=urgent.*low, normal, high, critical/))
 
+    it('an out-of-range flag value', () =>
+      expectRejected(
+        [...base, '--count', '0'],
+        /^Error: --count: Expected an integer greater than or equal to 1/,
+      ))
+
     it('a missing payload file', () =>
       expectRejected([...base, '--payload', '@/nonexistent/p.json'], /cannot read --payload file.*ENOENT/))
 

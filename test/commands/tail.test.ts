@@ -131,13 +131,15 @@ describe('raptor tail', () => {
     expect(short.stderr).toMatch(/tail: timed out after 300ms with 0 of 2 events/)
   })
 
-  it('prints readable lines without --json', async () => {
+  it('prints readable lines without --json; SIGTERM exits 130', async () => {
     const prefix = randomPrefix()
     const bus = await busOn(prefix)
-    const child = await tail(prefix, ['--count', '1'])
+    const child = await tail(prefix, [])
     await bus.publish({channel: 'sys.alert.warning', type: 'disk_low', source: 'RES-001', payload: {free: 5}})
+    await waitFor(() => child.stdout.includes('\n'), 5000, 'one line')
+    child.child.kill('SIGTERM')
     const result = await child.exited
-    expect(result.code, result.stderr).toBe(0)
+    expect(result.code, result.stderr).toBe(130)
     expect(result.stdout.trim()).toMatch(
       /^\d\d:\d\d:\d\d\.\d{3} normal +sys\.alert\.warning disk_low RES-001 \{"free":5\}$/,
     )
@@ -153,7 +155,9 @@ describe('raptor tail', () => {
     expect(pattern.code).toBe(2)
     expect(pattern.stderr.trim()).toMatch(/^Error: invalid channel pattern 'Sys.Alert'/)
     expect(duration.code).toBe(2)
-    expect(duration.stderr.trim()).toMatch(/^Error: Parsing --since invalid duration 'soon'/)
+    expect(duration.stderr.trim()).toMatch(
+      /^Error: invalid --since 'soon': use a number of ms or a duration like 30s/,
+    )
     expect(unreachable.code).toBe(69)
     expect(ndjson(unreachable.stdout)).toMatchObject([{error: {code: 'CONNECTION_ERROR', exitCode: 69}}])
     expect(unreachable.stderr).not.toContain('listening')
