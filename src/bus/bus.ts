@@ -180,16 +180,30 @@ export class RaptorBus {
     return sub
   }
 
-  /** History of every channel matching the patterns over the last `since` ms, merged in time order. */
+  /**
+   * History of every channel matching the patterns over the last `since` ms, merged in time order.
+   * Streams page by page (a k-way merge), so a long window never sits in memory at once.
+   */
   private async *backfill(patterns: string[], since: number): AsyncGenerator<HistoryEntry> {
     const matchers = patterns.map(channelMatcher)
     const channels = (await this.history.knownChannels()).filter((c) => matchers.some((m) => m(c)))
     const now = await this.history.serverTime()
-    const entries: HistoryEntry[] = []
-    for (const c of channels)
-      for await (const e of this.history.entries(c, {since, until: now})) entries.push(e)
-    entries.sort((a, b) => compareIds(a.streamId, b.streamId))
-    yield* entries
+    const heads: {iter: AsyncGenerator<HistoryEntry>; entry: HistoryEntry}[] = []
+    for (const c of channels) {
+      const iter = this.history.entries(c, {since, until: now})
+      const first = await iter.next()
+      if (!first.done) heads.push({iter, entry: first.value})
+    }
+    while (heads.length > 0) {
+      let min = 0
+      for (let i = 1; i < heads.length; i++)
+        if (compareIds(heads[i].entry.streamId, heads[min].entry.streamId) < 0) min = i
+      const head = heads[min]
+      yield head.entry
+      const next = await head.iter.next()
+      if (next.done) heads.splice(min, 1)
+      else head.entry = next.value
+    }
   }
 
   /** Live events of a guild's broadcast channel (`research`, `muse`, `matrix`, `guardians`). */

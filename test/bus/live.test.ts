@@ -127,18 +127,22 @@ describe('live subscribe', () => {
     await waitFor(() => sent.get('sys.state.update')! >= 100, 5000, 'history before subscribing')
 
     const received = new Map<string, number[]>(channels.map((c) => [c, []]))
+    const times: number[] = []
     await sub.subscribe(
       'sys.**',
-      (e: RaptorEvent) => void received.get(e.channel)!.push(e.data.seq as number),
-      {
-        since: 60_000,
+      (e: RaptorEvent, meta) => {
+        received.get(e.channel)!.push(e.data.seq as number)
+        times.push(Number(meta.streamId.split('-')[0]))
       },
+      {since: 60_000},
     )
     subscribed = true
     await publisher
     const total = () => [...received.values()].reduce((n, list) => n + list.length, 0)
     const published = [...sent.values()].reduce((n, v) => n + v, 0)
     await waitFor(() => total() >= published, 10_000, `all ${published} events`)
+    // Across channels, history comes merged in time order, then live in publish order.
+    expect(times).toEqual([...times].sort((a, b) => a - b))
     for (const channel of channels) {
       const n = sent.get(channel)!
       expect(received.get(channel), channel).toEqual(Array.from({length: n}, (_, i) => i))
