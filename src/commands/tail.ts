@@ -96,7 +96,7 @@ Patterns are channel globs: * matches one dot-separated segment, ** any number (
 
     try {
       const bus = await this.bus({reconnect: true})
-      const subscription = await bus.subscribe(
+      const subscribing = bus.subscribe(
         patterns,
         (event) => {
           if (done || !accept(event)) return
@@ -107,9 +107,13 @@ Patterns are channel globs: * matches one dot-separated segment, ** any number (
         },
         {since: flags.since},
       )
-      this.note(`tail: listening on ${patterns.join(' ')}`)
+      // A signal or the timeout must end tail even while a long backfill (or a Redis that went away
+      // mid-backfill) holds up the subscription; its late outcome no longer matters then.
+      subscribing.catch(() => {})
+      const subscription = await Promise.race([subscribing, ended.then(() => undefined)])
+      if (subscription) this.note(`tail: listening on ${patterns.join(' ')}`)
       const why = await ended
-      await subscription.unsubscribe()
+      await subscription?.unsubscribe()
       if (why === 'signal') this.exit(ExitCode.INTERRUPTED)
       if (why === 'timeout' && flags.count !== undefined && printed < flags.count) {
         this.note(

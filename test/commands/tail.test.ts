@@ -119,6 +119,17 @@ describe('raptor tail', () => {
     expect(seqs).toEqual(Array.from({length: sent}, (_, i) => i))
   })
 
+  it('counts backfilled events toward --count, ending before it goes live', async () => {
+    const prefix = randomPrefix()
+    const bus = await busOn(prefix)
+    const ids = await bus.publishMany(
+      [1, 2, 3].map((n) => ({channel: 'sys.alert.critical', type: 'fire', payload: {n}})),
+    )
+    const result = await runCli(['tail', ...target(prefix), '--since', '1h', '--count', '2', '--json'])
+    expect(result.code, result.stderr).toBe(0)
+    expect(ndjson(result.stdout).map((e) => e.id)).toEqual(ids.slice(0, 2))
+  })
+
   it('exits after --timeout: 0 without --count, 1 when --count was not reached', async () => {
     const prefix = randomPrefix()
     const [plain, short] = await Promise.all([
