@@ -279,10 +279,10 @@ export class RaptorBus {
 
   /** Closes every connection of this bus. Safe to call twice. */
   async close(): Promise<void> {
+    // The next getBus() connects afresh rather than handing out this closed bus.
+    if (sharedBus === this) shared = sharedBus = undefined
     if (this.closed) return
     this.closed = true
-    // The next getBus() connects afresh rather than handing out this closed bus.
-    if (shared && (await shared.catch(() => undefined)) === this) shared = undefined
     if (this.live) {
       const hub = await this.live.catch(() => undefined)
       await hub?.clear().catch(() => {})
@@ -296,6 +296,7 @@ export class RaptorBus {
 }
 
 let shared: Promise<RaptorBus> | undefined
+let sharedBus: RaptorBus | undefined
 
 /**
  * The process-wide bus (the seed's `get_bus()`), connected on first use from `REDIS_URL`,
@@ -308,9 +309,12 @@ export function getBus(options: BusOptions = {}): Promise<RaptorBus> {
     prefix: process.env.RAPTOR_PREFIX,
     config: process.env.RAPTOR_CONFIG ?? true,
     ...options,
-  }).catch((error) => {
-    shared = undefined
-    throw error
-  })
+  }).then(
+    (bus) => (sharedBus = bus),
+    (error) => {
+      shared = undefined
+      throw error
+    },
+  )
   return shared
 }
