@@ -2,7 +2,14 @@ import {randomUUID} from 'node:crypto'
 
 import type {Redis} from 'ioredis'
 
-import {GUILDS, Topology, channelMatcher, type ChannelConfig, type ChannelSpec} from './channels.js'
+import {
+  GUILDS,
+  Topology,
+  assertChannelPattern,
+  channelMatcher,
+  type ChannelConfig,
+  type ChannelSpec,
+} from './channels.js'
 import {DEFAULT_MAX_PAYLOAD_BYTES, loadConfig, type RaptorConfig} from './config.js'
 import {DEFAULT_REDIS_URL, closeConnection, openConnection, type ConnectionOptions} from './connection.js'
 import {ClosedError, InvalidInputError} from './errors.js'
@@ -169,6 +176,7 @@ export class RaptorBus {
    * Subscribes to live events on channels matching the patterns (`sys.alert.*`; `**` for every
    * channel); at-most-once. Resolves once Redis has confirmed the subscription. With `since`, the
    * matching history is delivered first, seamlessly.
+   * @throws InvalidInputError when a pattern is not a channel name or glob
    */
   async subscribe(
     patterns: string | readonly string[],
@@ -177,6 +185,7 @@ export class RaptorBus {
   ): Promise<Subscription> {
     this.ensureOpen()
     const list = typeof patterns === 'string' ? [patterns] : [...patterns]
+    list.forEach(assertChannelPattern)
     const hub = await this.hub()
     if (options.since === undefined) return hub.subscribe(list, handler, options)
     const sub = await hub.subscribe(list, handler, {...options, hold: true})
@@ -192,16 +201,30 @@ export class RaptorBus {
     return sub
   }
 
-  /** History of every channel matching the patterns over the last `since` ms, merged in time order. */
+  /**
+   * History of every channel matching the patterns over the last `since` ms, merged in time order.
+   * Streams page by page (a k-way merge), so a long window never sits in memory at once.
+   */
   private async *backfill(patterns: string[], since: number): AsyncGenerator<HistoryEntry> {
     const matchers = patterns.map(channelMatcher)
     const channels = (await this.history.knownChannels()).filter((c) => matchers.some((m) => m(c)))
     const now = await this.history.serverTime()
-    const entries: HistoryEntry[] = []
-    for (const c of channels)
-      for await (const e of this.history.entries(c, {since, until: now})) entries.push(e)
-    entries.sort((a, b) => compareIds(a.streamId, b.streamId))
-    yield* entries
+    const heads: {iter: AsyncGenerator<HistoryEntry>; entry: HistoryEntry}[] = []
+    for (const c of channels) {
+      const iter = this.history.entries(c, {since, until: now})
+      const first = await iter.next()
+      if (!first.done) heads.push({iter, entry: first.value})
+    }
+    while (heads.length > 0) {
+      let min = 0
+      for (let i = 1; i < heads.length; i++)
+        if (compareIds(heads[i].entry.streamId, heads[min].entry.streamId) < 0) min = i
+      const head = heads[min]
+      yield head.entry
+      const next = await head.iter.next()
+      if (next.done) heads.splice(min, 1)
+      else head.entry = next.value
+    }
   }
 
   /** Live events of a guild's broadcast channel (`research`, `muse`, `matrix`, `guardians`). */
@@ -375,6 +398,8 @@ export class RaptorBus {
 
   /** Closes every connection of this bus. Safe to call twice. */
   async close(): Promise<void> {
+    // The next getBus() connects afresh rather than handing out this closed bus.
+    if (sharedBus === this) shared = sharedBus = undefined
     if (this.closed) return
     this.closed = true
     await Promise.all([...this.consumers].map((c) => c.stop(0)))
@@ -388,10 +413,12 @@ export class RaptorBus {
 }
 
 let shared: Promise<RaptorBus> | undefined
+let sharedBus: RaptorBus | undefined
 
 /**
  * The process-wide bus (the seed's `get_bus()`), connected on first use from `REDIS_URL`,
- * `RAPTOR_PREFIX` and the config file in the working directory.
+ * `RAPTOR_PREFIX` and the config file in the working directory (or `RAPTOR_CONFIG`). Once it is
+ * closed, the next call connects a new one.
  */
 export function getBus(options: BusOptions = {}): Promise<RaptorBus> {
   shared ??= RaptorBus.connect({
@@ -399,9 +426,12 @@ export function getBus(options: BusOptions = {}): Promise<RaptorBus> {
     prefix: process.env.RAPTOR_PREFIX,
     config: process.env.RAPTOR_CONFIG ?? true,
     ...options,
-  }).catch((error) => {
-    shared = undefined
-    throw error
-  })
+  }).then(
+    (bus) => (sharedBus = bus),
+    (error) => {
+      shared = undefined
+      throw error
+    },
+  )
   return shared
 }

@@ -150,3 +150,18 @@ export function assertChannelName(channel: string): void {
     )
   }
 }
+
+/**
+ * @throws InvalidInputError when the string is neither a channel name nor a channel glob
+ *   (`sys.alert.*`, `sys.**`, `**`).
+ */
+export function assertChannelPattern(pattern: string): void {
+  if (pattern === '*' || pattern === '**' || pattern === '>') return
+  const literal = pattern.replace(/\*\*|\*|>|\?/g, 'x').replace(/\[[^\]]*\]/g, 'x')
+  if (!ChannelNameSchema.safeParse(literal).success) {
+    throw new InvalidInputError(
+      `invalid channel pattern '${pattern}': use dot-separated lowercase segments with * (one segment) or ** (any number), e.g. sys.alert.*`,
+      {pattern},
+    )
+  }
+}

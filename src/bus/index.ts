@@ -17,6 +17,7 @@ export {
   HEARTBEAT_CHANNEL,
   ROUTING_DLQ_CHANNEL,
   Topology,
+  assertChannelPattern,
   channelMatcher,
   type ChannelConfig,
   type ChannelSpec,

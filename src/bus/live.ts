@@ -62,9 +62,16 @@ export class LiveHub {
     private readonly conn: Redis,
     private readonly keys: Keys,
   ) {
-    conn.on('pmessage', (_pattern: string, liveChannel: string, message: string) =>
-      this.dispatch(liveChannel, message),
-    )
+    // Redis sends a message once per pattern of this connection that matches its channel (`**` and
+    // `sys.alert.*` both match sys.alert.critical), back to back within one PUBLISH. Dispatch it once:
+    // the stream id at the head of the message is unique per channel.
+    let last = ''
+    conn.on('pmessage', (_pattern: string, liveChannel: string, message: string) => {
+      const key = `${liveChannel} ${message.slice(0, message.indexOf(' '))}`
+      if (key === last) return
+      last = key
+      this.dispatch(liveChannel, message)
+    })
   }
 
   /** Number of subscriptions open on this hub. */

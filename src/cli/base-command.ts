@@ -39,11 +39,13 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
 
   protected flags!: BaseFlags<T>
   protected args!: BaseArgs<T>
+  /** Every positional argument, for commands with `strict = false` (any number of them). */
+  protected argList: string[] = []
   private busPromise?: Promise<RaptorBus>
 
   public override async init(): Promise<void> {
     await super.init()
-    const {args, flags} = await this.parse({
+    const {args, flags, argv} = await this.parse({
       flags: this.ctor.flags,
       baseFlags: (super.ctor as typeof BaseCommand).baseFlags,
       enableJsonFlag: this.ctor.enableJsonFlag,
@@ -52,6 +54,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     })
     this.flags = flags as BaseFlags<T>
     this.args = args as BaseArgs<T>
+    this.argList = argv as string[]
   }
 
   /** Options for RaptorBus.connect from the global flags; one-shot commands do not reconnect. */
@@ -83,7 +86,15 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     const code = exitCodeFor(error)
     if (code === ExitCode.OK || error?.name === 'ExitError' || (error as {code?: string}).code === 'EEXIT')
       throw error
-    const message = (error?.message ?? String(error)).split('\n')[0]
+    // One line: oclif spreads its parse errors over several ("Parsing --count \n\t<why>\nSee more help").
+    const message = (error?.message ?? String(error))
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => line !== '' && !/^See more help/i.test(line))
+      .join(' ')
+      .replace(/^Parsing (--[\w-]+) (.*)$/, (_all, flag: string, why: string) =>
+        why.includes(flag) ? why : `${flag}: ${why}`,
+      )
     const safe = this.flags?.['redis-url']
       ? message.split(this.flags['redis-url']).join(redactUrl(this.flags['redis-url']))
       : message

@@ -1,7 +1,11 @@
-import {spawn} from 'node:child_process'
+import {spawn, type ChildProcess} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
+import {mkdtempSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
+import {Redis} from 'ioredis'
 import {inject} from 'vitest'
 
 import {RaptorBus, type BusOptions} from '../../src/bus/index.js'
@@ -37,34 +41,89 @@ export interface CliOptions {
   timeoutMs?: number
 }
 
-/** Runs the built `raptor` binary as a user would and collects its output and exit code. */
-export function runCli(args: string[], options: CliOptions = {}): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: options.cwd,
-      env: {
-        ...process.env,
-        NO_COLOR: '1',
-        REDIS_URL: undefined,
-        RAPTOR_PREFIX: undefined,
-        RAPTOR_CONFIG: undefined,
-        ...options.env,
-      },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => (stdout += d))
-    child.stderr.on('data', (d) => (stderr += d))
+/** A running `raptor` process: its output so far, and its end. */
+export interface RunningCli {
+  child: ChildProcess
+  readonly stdout: string
+  readonly stderr: string
+  /** Resolves when the process has exited (killed with SIGKILL after `timeoutMs`). */
+  exited: Promise<CliResult>
+}
+
+/** Starts the built `raptor` binary as a user would, without waiting for it. */
+export function startCli(args: string[], options: CliOptions = {}): RunningCli {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd: options.cwd,
+    env: {
+      ...process.env,
+      NO_COLOR: '1',
+      REDIS_URL: undefined,
+      RAPTOR_PREFIX: undefined,
+      RAPTOR_CONFIG: undefined,
+      ...options.env,
+    },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout!.on('data', (d) => (stdout += d))
+  child.stderr!.on('data', (d) => (stderr += d))
+  const exited = new Promise<CliResult>((resolve, reject) => {
     const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 20_000)
     child.on('error', reject)
     child.on('close', (code) => {
       clearTimeout(timer)
       resolve({code, stdout, stderr})
     })
-    if (options.input !== undefined) child.stdin.end(options.input)
-    else child.stdin.end()
   })
+  if (options.input !== undefined) child.stdin!.end(options.input)
+  else child.stdin!.end()
+  return {
+    child,
+    get stdout() {
+      return stdout
+    },
+    get stderr() {
+      return stderr
+    },
+    exited,
+  }
+}
+
+/** Runs the built `raptor` binary as a user would and collects its output and exit code. */
+export function runCli(args: string[], options: CliOptions = {}): Promise<CliResult> {
+  return startCli(args, options).exited
+}
+
+/** The global flags that point a CLI run at the test Redis under a prefix. */
+export function target(prefix: string): string[] {
+  return ['--redis-url', redisUrl(), '--prefix', prefix]
+}
+
+/** Every key under a prefix (to check that nothing was written). */
+export async function keysUnder(prefix: string): Promise<string[]> {
+  const redis = new Redis(redisUrl())
+  try {
+    return (await redis.keys(`${prefix}:*`)).sort()
+  } finally {
+    redis.disconnect()
+  }
+}
+
+/** A fresh temporary directory (a working directory for config-file tests). */
+export function tempDir(files: Record<string, string | object> = {}): string {
+  const dir = mkdtempSync(join(tmpdir(), 'raptor-test-'))
+  for (const [name, content] of Object.entries(files))
+    writeFileSync(join(dir, name), typeof content === 'string' ? content : JSON.stringify(content))
+  return dir
+}
+
+/** NDJSON text as parsed objects. */
+export function ndjson(text: string): Record<string, unknown>[] {
+  return text
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as Record<string, unknown>)
 }
 
 /** Polls until the condition holds (no fixed sleeps in tests). */

@@ -1,0 +1,46 @@
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+
+import {RaptorBus} from '../../src/bus/index.js'
+import {randomPrefix, redisUrl, runCli, target} from '../helpers/index.js'
+
+let bus: RaptorBus
+let prefix: string
+
+beforeAll(async () => {
+  prefix = randomPrefix()
+  bus = await RaptorBus.connect({redisUrl: redisUrl(), prefix})
+})
+afterAll(() => bus.close())
+
+describe('raptor get', () => {
+  it('prints the envelope of an event in history', async () => {
+    const id = await bus.publish({
+      channel: 'sys.guild.research.broadcast',
+      type: 'research_complete',
+      payload: {topic: 'redis'},
+      source: 'RES-001',
+    })
+    const [json, human] = await Promise.all([
+      runCli(['get', id, ...target(prefix), '--json']),
+      runCli(['get', id, ...target(prefix)]),
+    ])
+    expect(json.code, json.stderr).toBe(0)
+    const event = JSON.parse(json.stdout)
+    expect(event).toEqual(await bus.getEvent(id))
+    expect(event).toMatchObject({id, type: 'research_complete', source: 'RES-001', data: {topic: 'redis'}})
+    // Not a terminal: one line of JSON.
+    expect(human.code, human.stderr).toBe(0)
+    expect(human.stdout.trim().split('\n')).toHaveLength(1)
+    expect(JSON.parse(human.stdout)).toEqual(event)
+  })
+
+  it('exits 1 with one line when the event is not in history', async () => {
+    const missing = 'evt-00000000-0000-4000-8000-000000000000'
+    const result = await runCli(['get', missing, ...target(prefix)])
+    expect(result.code).toBe(1)
+    expect(result.stdout).toBe('')
+    expect(result.stderr.trim().split('\n')).toEqual([
+      `Error: event ${missing} not found: it was never published here or has expired with its channel's retention`,
+    ])
+  })
+})
