@@ -15,6 +15,7 @@ Exit codes: 0 healthy, 1 degraded or unhealthy, 69 Redis unreachable.`
     '<%= config.bin %> <%= command.id %>',
     '<%= config.bin %> <%= command.id %> --json',
     '<%= config.bin %> <%= command.id %> --max-latency 20 || page-oncall',
+    '<%= config.bin %> <%= command.id %> --max-dlq 0 --max-lag 1000 --json   # a CI smoke check',
   ]
 
   static override flags = {
@@ -23,6 +24,14 @@ Exit codes: 0 healthy, 1 degraded or unhealthy, 69 Redis unreachable.`
       summary: 'Latency in ms above which Redis counts as slow (degraded).',
       default: 100,
       min: 1,
+    }),
+    'max-dlq': Flags.integer({
+      summary: 'Dead letters (all reasons) above which the bus is degraded.',
+      min: 0,
+    }),
+    'max-lag': Flags.integer({
+      summary: 'Consumer-group lag (events not yet read by a handler) above which the bus is degraded.',
+      min: 0,
     }),
   }
 
@@ -44,7 +53,11 @@ Exit codes: 0 healthy, 1 degraded or unhealthy, 69 Redis unreachable.`
 
   /** The health thresholds from the flags. */
   private thresholds(): HealthOptions {
-    return {maxLatencyMs: this.flags['max-latency']}
+    return {
+      maxLatencyMs: this.flags['max-latency'],
+      maxDlq: this.flags['max-dlq'],
+      maxLag: this.flags['max-lag'],
+    }
   }
 
   private render(report: HealthReport): void {

@@ -46,6 +46,24 @@ describe('raptor health', () => {
     expect(report.checks).toContainEqual(expect.objectContaining({name: 'agents', status: 'warn'}))
   })
 
+  it('turns degraded (exit 1) past --max-dlq, and stays healthy under it', async () => {
+    const prefix = randomPrefix()
+    // One real dead letter: an event for an unknown channel is parked in DLQ routing_error.
+    const parked = await runCli(['publish', ...target(prefix), '-c', 'sys.nowhere', '-t', 'x'])
+    expect(parked.code).toBe(2)
+    const [over, under] = await Promise.all([
+      runCli(['health', ...target(prefix), '--json', '--max-latency', '5000', '--max-dlq', '0', '--max-lag', '10']),
+      runCli(['health', ...target(prefix), '--json', '--max-latency', '5000', '--max-dlq', '1']),
+    ])
+    expect(over.code, over.stderr).toBe(1)
+    const report = JSON.parse(over.stdout)
+    expect(report.status).toBe('degraded')
+    expect(report.checks).toContainEqual(expect.objectContaining({name: 'dlq', status: 'warn'}))
+    expect(report.checks).toContainEqual(expect.objectContaining({name: 'lag', status: 'pass'}))
+    expect(under.code, under.stderr).toBe(0)
+    expect(JSON.parse(under.stdout).checks).toContainEqual(expect.objectContaining({name: 'dlq', status: 'pass'}))
+  })
+
   it('exits 69 when Redis is unreachable', async () => {
     const result = await runCli(['health', '--redis-url', 'redis://:pw@127.0.0.1:1/0'])
     expect(result.code).toBe(69)
