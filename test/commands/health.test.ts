@@ -52,7 +52,17 @@ describe('raptor health', () => {
     const parked = await runCli(['publish', ...target(prefix), '-c', 'sys.nowhere', '-t', 'x'])
     expect(parked.code).toBe(2)
     const [over, under] = await Promise.all([
-      runCli(['health', ...target(prefix), '--json', '--max-latency', '5000', '--max-dlq', '0', '--max-lag', '10']),
+      runCli([
+        'health',
+        ...target(prefix),
+        '--json',
+        '--max-latency',
+        '5000',
+        '--max-dlq',
+        '0',
+        '--max-lag',
+        '10',
+      ]),
       runCli(['health', ...target(prefix), '--json', '--max-latency', '5000', '--max-dlq', '1']),
     ])
     expect(over.code, over.stderr).toBe(1)
@@ -61,7 +71,9 @@ describe('raptor health', () => {
     expect(report.checks).toContainEqual(expect.objectContaining({name: 'dlq', status: 'warn'}))
     expect(report.checks).toContainEqual(expect.objectContaining({name: 'lag', status: 'pass'}))
     expect(under.code, under.stderr).toBe(0)
-    expect(JSON.parse(under.stdout).checks).toContainEqual(expect.objectContaining({name: 'dlq', status: 'pass'}))
+    expect(JSON.parse(under.stdout).checks).toContainEqual(
+      expect.objectContaining({name: 'dlq', status: 'pass'}),
+    )
   })
 
   it('exits 69 when Redis is unreachable', async () => {
