@@ -3,6 +3,8 @@ import {randomUUID} from 'node:crypto'
 import type {Redis} from 'ioredis'
 
 import {
+  DLQ_REASONS,
+  DLQ_RETENTION_MS,
   GUILDS,
   Topology,
   assertChannelPattern,
@@ -318,6 +320,18 @@ export class RaptorBus {
     })
     for (const spec of this.topology.list())
       if (spec.pattern) infos.push({...spec, length: 0, lastEventAt: null})
+    // The dead-letter queues, one per reason: their length is the depth over every channel.
+    const depths = await this.dlq.depths()
+    for (const reason of DLQ_REASONS) {
+      infos.push({
+        name: `sys.dlq.${reason}`,
+        retentionMs: DLQ_RETENTION_MS,
+        pattern: false,
+        builtin: true,
+        length: depths.filter((d) => d.reason === reason).reduce((n, d) => n + d.depth, 0),
+        lastEventAt: null,
+      })
+    }
     return infos
   }
 

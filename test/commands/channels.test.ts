@@ -25,6 +25,8 @@ describe('raptor channels', () => {
       {channel: 'sys.alert.warning', type: 'b'},
       {channel: 'app.orders.eu', type: 'order_created'},
     ])
+    // One dead letter: an event for a channel outside the topology.
+    await bus.publish({channel: 'sys.alert.warnin', type: 'a'}).catch(() => undefined)
     const cwd = tempDir({'raptor.config.json': config})
     const [json, human] = await Promise.all([
       runCli(['channels', ...target(prefix), '--json'], {cwd}),
@@ -44,6 +46,8 @@ describe('raptor channels', () => {
     expect(byName['app.orders.eu']).toMatchObject({retention: '2h', length: 1})
     expect(byName['app.orders.*']).toMatchObject({pattern: true, retention: '2h'})
     expect(byName['app.audit']).toMatchObject({retention: '30d', length: 0})
+    expect(byName['sys.dlq.routing_error']).toMatchObject({retention: '30d', length: 1})
+    expect(byName['sys.dlq.max_retries_exceeded']).toMatchObject({retention: '30d', length: 0})
 
     expect(human.code, human.stderr).toBe(0)
     const lines = human.stdout.trim().split('\n')
