@@ -125,6 +125,18 @@ interface InFlight {
   lost: boolean
 }
 
+/** What a dead letter records beside the entry itself. */
+interface DeadLetter {
+  /** The stored envelope JSON (or the raw entry as JSON when it was not an envelope). */
+  json: string | undefined
+  reason: DlqReason
+  error: string
+  attempts: number
+  requeues: string
+  /** Whether the handler ran (the attempt counts as delivered and failed). */
+  ran: boolean
+}
+
 interface PendingAck {
   source: Source
   counted: boolean
@@ -370,28 +382,31 @@ export class Consumer {
     const {source, id} = flight
     const started = Date.now()
     const entry = toEntry(source.channel, id, fields ?? [])
-    const flat = {e: field(fields, 'e'), requeues: field(fields, 'requeues') ?? '0'}
-    const requeues = flat.requeues
+    const stored = field(fields, 'e')
+    const requeues = field(fields, 'requeues') ?? '0'
+    /** Dead-letters the entry (fenced) and reports it. */
+    const park = async (
+      dead: Omit<DeadLetter, 'requeues'>,
+      report: Omit<ConsumeOutcome, 'handler' | 'outcome' | 'reason' | 'error'>,
+    ) => {
+      const parked = await this.deadLetter(flight, {...dead, requeues})
+      this.outcome({
+        ...report,
+        outcome: parked ? 'dead-lettered' : 'lost',
+        reason: dead.reason,
+        error: dead.error,
+      })
+    }
     if (!entry.event) {
       const error = `not a valid envelope: ${formatIssues(entry.issues)}`
-      await this.deadLetter(
-        flight,
-        JSON.stringify(entry.raw),
-        'schema_violation',
-        error,
-        firstAttempt,
-        requeues,
-        false,
-      )
-      this.outcome({
-        channel: source.channel,
-        attempt: firstAttempt,
-        outcome: 'dead-lettered',
+      const dead = {
+        json: JSON.stringify(entry.raw),
         reason: 'schema_violation',
         error,
-        durationMs: 0,
-      })
-      return
+        attempts: firstAttempt,
+        ran: false,
+      } as const
+      return park(dead, {channel: source.channel, attempt: firstAttempt, durationMs: 0})
     }
     const event = entry.event
     const base = {channel: source.channel, eventId: event.id, type: event.type}
@@ -403,38 +418,26 @@ export class Consumer {
     try {
       checkPayload(event, this.ctx.schemas[event.type])
     } catch (error) {
-      await this.deadLetter(
-        flight,
-        flat.e,
-        'schema_violation',
-        errorMessage(error),
-        firstAttempt,
-        requeues,
-        false,
-      )
-      this.outcome({
-        ...base,
-        attempt: firstAttempt,
-        outcome: 'dead-lettered',
+      const dead = {
+        json: stored,
         reason: 'schema_violation',
         error: errorMessage(error),
-        durationMs: 0,
-      })
-      return
+        attempts: firstAttempt,
+        ran: false,
+      } as const
+      return park(dead, {...base, attempt: firstAttempt, durationMs: 0})
     }
     if (firstAttempt > this.handler.maxRetries + 1) {
       // Delivered this often without an outcome: it crashed or stalled its consumer every time.
       const error = `gave up after ${firstAttempt - 1} deliveries without an outcome (the consumer crashed or stalled each time)`
-      await this.deadLetter(flight, flat.e, 'max_retries_exceeded', error, firstAttempt - 1, requeues, false)
-      this.outcome({
-        ...base,
-        attempt: firstAttempt,
-        outcome: 'dead-lettered',
+      const dead = {
+        json: stored,
         reason: 'max_retries_exceeded',
         error,
-        durationMs: 0,
-      })
-      return
+        attempts: firstAttempt - 1,
+        ran: false,
+      } as const
+      return park(dead, {...base, attempt: firstAttempt, durationMs: 0})
     }
     let attempt = firstAttempt
     for (;;) {
@@ -448,57 +451,32 @@ export class Consumer {
       if (result.kind === 'ok') {
         // The slot is free as soon as the handler is done; the ack rides the next batched round trip.
         this.ack(source, id, true, (acked) => {
-          if (this.options.onOutcome) {
-            this.outcome({
-              ...base,
-              attempt,
-              outcome: acked ? 'acked' : 'lost',
-              durationMs: Date.now() - started,
-            })
-          }
+          if (!this.options.onOutcome) return
+          this.outcome({
+            ...base,
+            attempt,
+            outcome: acked ? 'acked' : 'lost',
+            durationMs: Date.now() - started,
+          })
         })
         return
       }
       if (result.kind === 'timeout') {
         const error = `handler exceeded timeoutMs ${this.handler.timeoutMs}`
-        const parked = await this.deadLetter(
-          flight,
-          flat.e,
-          'processing_timeout',
-          error,
-          attempt,
-          requeues,
-          true,
+        return park(
+          {json: stored, reason: 'processing_timeout', error, attempts: attempt, ran: true},
+          {...base, attempt, durationMs},
         )
-        this.outcome({
-          ...base,
-          attempt,
-          outcome: parked ? 'dead-lettered' : 'lost',
-          reason: 'processing_timeout',
-          error,
-          durationMs,
-        })
-        return
       }
       if (attempt > this.handler.maxRetries) {
-        const parked = await this.deadLetter(
-          flight,
-          flat.e,
-          'max_retries_exceeded',
-          result.error,
-          attempt,
-          requeues,
-          true,
-        )
-        this.outcome({
-          ...base,
-          attempt,
-          outcome: parked ? 'dead-lettered' : 'lost',
+        const dead = {
+          json: stored,
           reason: 'max_retries_exceeded',
           error: result.error,
-          durationMs,
-        })
-        return
+          attempts: attempt,
+          ran: true,
+        } as const
+        return park(dead, {...base, attempt, durationMs})
       }
       const keys = this.ctx.keys
       const next = await this.ctx.redis.raptorRetry(
@@ -539,33 +517,25 @@ export class Consumer {
     )
   }
 
-  private async deadLetter(
-    flight: InFlight,
-    json: string | undefined,
-    reason: DlqReason,
-    error: string,
-    attempts: number,
-    requeues: string,
-    ran: boolean,
-  ): Promise<boolean> {
+  private async deadLetter(flight: InFlight, dead: DeadLetter): Promise<boolean> {
     const {source, id} = flight
     const keys = this.ctx.keys
     const parked = await this.ctx.redis.raptorDeadLetter(
       source.stream,
-      keys.dlq(source.channel, reason),
+      keys.dlq(source.channel, dead.reason),
       keys.stats(source.channel),
       keys.handlerStats(source.channel, this.group),
       this.group,
       this.id,
       id,
-      json ?? '{}',
-      reason,
+      dead.json ?? '{}',
+      dead.reason,
       source.channel,
-      error,
-      attempts,
+      dead.error,
+      dead.attempts,
       DLQ_RETENTION_MS,
-      requeues,
-      ran ? '1' : '0',
+      dead.requeues,
+      dead.ran ? '1' : '0',
       source.requeue ? '1' : '0',
     )
     return parked !== null

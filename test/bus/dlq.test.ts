@@ -1,24 +1,10 @@
-import {afterEach, describe, expect, it} from 'vitest'
+import {describe, expect, it} from 'vitest'
 
-import {
-  InvalidInputError,
-  RoutingError,
-  formatDlqId,
-  parseDlqId,
-  type RaptorBus,
-} from '../../src/bus/index.js'
-import {testBus} from '../helpers/index.js'
+import {InvalidInputError, RoutingError, formatDlqId, parseDlqId} from '../../src/bus/index.js'
+import {testBuses} from '../helpers/index.js'
 import {addDlq} from '../helpers/ops.js'
 
-const buses: RaptorBus[] = []
-async function bus(options = {}) {
-  const b = await testBus(options)
-  buses.push(b)
-  return b
-}
-afterEach(async () => {
-  while (buses.length > 0) await buses.pop()!.close()
-})
+const bus = testBuses()
 
 describe('bus.dlq', () => {
   it('formats and parses entry ids, rejecting malformed ones', () => {

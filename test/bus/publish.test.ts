@@ -1,5 +1,5 @@
 import {Redis} from 'ioredis'
-import {afterEach, describe, expect, it} from 'vitest'
+import {describe, expect, it} from 'vitest'
 
 import {
   InvalidInputError,
@@ -10,18 +10,9 @@ import {
   parseEnvelope,
 } from '../../src/bus/index.js'
 import {z} from 'zod'
-import {redisUrl, testBus} from '../helpers/index.js'
+import {redisUrl, testBuses} from '../helpers/index.js'
 
-const buses: RaptorBus[] = []
-async function bus(options = {}) {
-  const b = await testBus(options)
-  buses.push(b)
-  return b
-}
-
-afterEach(async () => {
-  while (buses.length > 0) await buses.pop()!.close()
-})
+const bus = testBuses()
 
 async function keysOf(prefix: string): Promise<string[]> {
   const redis = new Redis(redisUrl())

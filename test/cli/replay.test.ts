@@ -1,20 +1,12 @@
 import {spawn} from 'node:child_process'
 
-import {afterEach, describe, expect, it} from 'vitest'
+import {describe, expect, it} from 'vitest'
 
 import type {RaptorBus} from '../../src/bus/index.js'
-import {BIN, redisUrl, testBus, waitFor} from '../helpers/index.js'
+import {BIN, redisUrl, testBuses, waitFor} from '../helpers/index.js'
 import {cli, envelope, streamEntries} from '../helpers/ops.js'
 
-const buses: RaptorBus[] = []
-async function bus(options = {}) {
-  const b = await testBus(options)
-  buses.push(b)
-  return b
-}
-afterEach(async () => {
-  while (buses.length > 0) await buses.pop()!.close()
-})
+const bus = testBuses()
 
 const MIN = 60_000
 const CH = 'sys.alert.warning'

@@ -6,7 +6,7 @@ import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 import {Redis} from 'ioredis'
-import {inject} from 'vitest'
+import {afterEach, inject} from 'vitest'
 
 import {RaptorBus, type BusOptions} from '../../src/bus/index.js'
 
@@ -23,6 +23,19 @@ export function randomPrefix(): string {
 /** A connected bus on the test Redis under a fresh prefix. */
 export async function testBus(options: BusOptions = {}): Promise<RaptorBus> {
   return RaptorBus.connect({redisUrl: redisUrl(), prefix: randomPrefix(), ...options})
+}
+
+/** A factory of test buses (each on a fresh prefix), all closed after each test. */
+export function testBuses(): (options?: BusOptions) => Promise<RaptorBus> {
+  const open: RaptorBus[] = []
+  afterEach(async () => {
+    while (open.length > 0) await open.pop()!.close()
+  })
+  return async (options = {}) => {
+    const b = await testBus(options)
+    open.push(b)
+    return b
+  }
 }
 
 /** Path of the built CLI. */
