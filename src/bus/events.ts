@@ -58,6 +58,63 @@ export type Priority = z.infer<typeof PrioritySchema>
 /** The payload of an event: a JSON object. */
 export type Payload = RaptorEvent['data']
 
+const ID_PATTERN = /^evt-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
+const TYPE_PATTERN = /^[A-Za-z0-9_.:-]+$/
+const CHANNEL_PATTERN = /^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/
+/** Exactly what `Date.prototype.toISOString` writes; any other time text goes through zod. */
+const ISO_TIME_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
+
+const isText = (value: unknown, max: number): value is string =>
+  typeof value === 'string' && value.length >= 1 && value.length <= max
+
+/**
+ * The envelope check of the publish and live paths, without zod: a plain-JS copy of
+ * {@link EnvelopeSchema} for well-formed envelopes. It returns the event (unknown keys stripped, as
+ * zod does) or `undefined` when anything is off, and the caller then runs the zod schema, which
+ * decides and words the error. It never accepts what the schema rejects; it may defer to zod for
+ * valid but unusual input (a time with an offset, a missing priority).
+ */
+export function quickEnvelope(value: unknown): RaptorEvent | undefined {
+  if (typeof value !== 'object' || value === null) return undefined
+  const v = value as Record<string, unknown>
+  const {data, correlationid} = v
+  if (
+    v.specversion !== '1.0' ||
+    typeof v.id !== 'string' ||
+    !ID_PATTERN.test(v.id) ||
+    !isText(v.type, 128) ||
+    !TYPE_PATTERN.test(v.type) ||
+    !isText(v.source, 256) ||
+    typeof v.time !== 'string' ||
+    !ISO_TIME_PATTERN.test(v.time) ||
+    Number.isNaN(Date.parse(v.time)) ||
+    v.datacontenttype !== 'application/json' ||
+    typeof data !== 'object' ||
+    data === null ||
+    Array.isArray(data) ||
+    Object.getPrototypeOf(data) !== Object.prototype ||
+    typeof v.channel !== 'string' ||
+    v.channel.length > 256 ||
+    !CHANNEL_PATTERN.test(v.channel) ||
+    !(PRIORITIES as readonly unknown[]).includes(v.priority) ||
+    (correlationid !== undefined && !isText(correlationid, 256))
+  )
+    return undefined
+  const event: RaptorEvent = {
+    specversion: '1.0',
+    id: v.id,
+    type: v.type,
+    source: v.source,
+    time: v.time,
+    datacontenttype: 'application/json',
+    data: data as Record<string, unknown>,
+    channel: v.channel,
+    priority: v.priority as Priority,
+  }
+  if (correlationid !== undefined) event.correlationid = correlationid as string
+  return event
+}
+
 /** What a publisher gives; the bus fills in the rest of the envelope. */
 export interface PublishInput {
   /** Channel to publish on. */
@@ -114,6 +171,8 @@ export function buildEnvelope(input: PublishInput, defaultSource: string): Rapto
     priority: input.priority ?? 'normal',
     ...(input.correlationId === undefined ? {} : {correlationid: input.correlationId}),
   }
+  const quick = quickEnvelope(candidate)
+  if (quick) return quick
   const result = EnvelopeSchema.safeParse(candidate)
   if (!result.success) {
     const issues = toIssues(result.error)
@@ -135,6 +194,8 @@ export function parseEnvelope(json: string | undefined | null): ParsedEnvelope {
   } catch (error) {
     return {ok: false, issues: [{path: '(root)', message: `not JSON: ${(error as Error).message}`}]}
   }
+  const quick = quickEnvelope(value)
+  if (quick) return {ok: true, event: quick}
   const result = EnvelopeSchema.safeParse(value)
   return result.success ? {ok: true, event: result.data} : {ok: false, issues: toIssues(result.error)}
 }
