@@ -85,6 +85,8 @@ async function oneRun(url: string, mode: SubStart['mode'], rate: number, s: Sett
       max: report.latency.max,
     }
   } finally {
+    // Let it exit by itself (so that --cpu-prof profiles are written), then make sure.
+    if (child.exitCode === null) await Promise.race([new Promise((r) => child.once('exit', r)), sleep(2000)])
     if (child.exitCode === null) child.kill()
   }
 }

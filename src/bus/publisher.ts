@@ -78,7 +78,27 @@ function stringifyPayload(data: unknown, channel: string): string {
 export class Publisher {
   private readonly registered = new Set<string>()
 
+  /** Registry SADDs in flight, so that concurrent first publishes to a channel send one. */
+  private readonly registering = new Map<string, Promise<void>>()
+
   constructor(private readonly ctx: PublisherContext) {}
+
+  /** Adds the channel to the registry once per bus; a failed SADD is retried by the next publish. */
+  private register(channel: string): Promise<void> | undefined {
+    if (this.registered.has(channel)) return undefined
+    let pending = this.registering.get(channel)
+    if (!pending) {
+      pending = this.ctx.redis
+        .sadd(this.ctx.keys.channelRegistry(), channel)
+        .then(
+          () => void this.registered.add(channel),
+          () => {},
+        )
+        .finally(() => this.registering.delete(channel))
+      this.registering.set(channel, pending)
+    }
+    return pending
+  }
 
   /**
    * Checks an event fully (envelope, size, payload schema, routing) without writing anything.
@@ -111,13 +131,7 @@ export class Publisher {
     // the client CPU of a publish). The registry SADD, the first time only, goes in the same write.
     const {redis, keys} = this.ctx
     const {event, json, spec} = prepared
-    // A failed SADD is retried by the next publish to the channel (it stays unregistered here).
-    const register = this.registered.has(event.channel)
-      ? undefined
-      : redis.sadd(keys.channelRegistry(), event.channel).then(
-          () => void this.registered.add(event.channel),
-          () => {},
-        )
+    const register = this.register(event.channel)
     await redis.raptorPublish(
       keys.stream(event.channel),
       keys.eventIndex(event.channel, event.id),
