@@ -109,8 +109,7 @@ export class RaptorBus {
     }
     // Build the topology before connecting so that a bad config fails without touching Redis.
     new Topology(merged.channels)
-    // Auto-pipelining: commands issued in one tick (concurrent publishes) go out in one write.
-    const redis = defineScripts(await openConnection(merged, `${prefix}:cmd`, {enableAutoPipelining: true}))
+    const redis = defineScripts(await openConnection(merged, `${prefix}:cmd`))
     return new RaptorBus(redis, merged)
   }
 
