@@ -2,7 +2,7 @@ import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
-  {ignores: ['dist/**', 'node_modules/**', 'oclif.manifest.json', '.bench-tmp/**']},
+  {ignores: ['dist/**', 'node_modules/**', '.bench-tmp/**', '**/oclif.manifest.json']},
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

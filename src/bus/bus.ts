@@ -388,7 +388,7 @@ export class RaptorBus {
         `event ${request.id} carries no correlationid: there is no request to reply to`,
       )
     }
-    const {json} = this.publisher.prepare({
+    const {json} = await this.publisher.prepare({
       channel: request.channel,
       type: options.type ?? `${request.type}.reply`,
       payload,

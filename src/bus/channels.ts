@@ -2,7 +2,7 @@ import {closest} from 'fastest-levenshtein'
 import picomatch from 'picomatch'
 
 import {parseDuration} from './durations.js'
-import {ChannelNameSchema} from './events.js'
+import {isChannelName} from './envelope.js'
 import {InvalidInputError} from './errors.js'
 
 /** Reasons an event is dead-lettered; each is a DLQ `sys.dlq.<reason>`. */
@@ -89,7 +89,7 @@ export class Topology {
       if (retentionMs <= 0) throw new InvalidInputError(`retention of channel '${c.name}' must be positive`)
       if (isPattern(c.name)) {
         const literal = c.name.replace(/\*\*|\*|>|\?/g, 'x')
-        if (!ChannelNameSchema.safeParse(literal).success) {
+        if (!isChannelName(literal)) {
           throw new InvalidInputError(
             `invalid channel pattern '${c.name}' in config: use dot-separated lowercase segments and * or **`,
           )
@@ -143,7 +143,7 @@ export class Topology {
 
 /** @throws InvalidInputError when the name is not a valid channel name. */
 export function assertChannelName(channel: string): void {
-  if (!ChannelNameSchema.safeParse(channel).success) {
+  if (!isChannelName(channel)) {
     throw new InvalidInputError(
       `invalid channel name '${channel}': use dot-separated lowercase segments of a-z 0-9 _ - (e.g. app.orders.created)`,
       {channel},
@@ -158,7 +158,7 @@ export function assertChannelName(channel: string): void {
 export function assertChannelPattern(pattern: string): void {
   if (pattern === '*' || pattern === '**' || pattern === '>') return
   const literal = pattern.replace(/\*\*|\*|>|\?/g, 'x').replace(/\[[^\]]*\]/g, 'x')
-  if (!ChannelNameSchema.safeParse(literal).success) {
+  if (!isChannelName(literal)) {
     throw new InvalidInputError(
       `invalid channel pattern '${pattern}': use dot-separated lowercase segments with * (one segment) or ** (any number), e.g. sys.alert.*`,
       {pattern},

@@ -2,11 +2,9 @@ import {existsSync, readFileSync} from 'node:fs'
 import {resolve} from 'node:path'
 import {pathToFileURL} from 'node:url'
 
-import {z} from 'zod'
-
 import type {ChannelConfig} from './channels.js'
 import {ConfigError} from './errors.js'
-import {formatIssues, toIssues, type PayloadSchema} from './events.js'
+import {formatIssues, type PayloadSchema} from './envelope.js'
 
 /** Default limit on a payload's serialized size: 1 MiB. */
 export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
@@ -31,17 +29,19 @@ export interface RaptorConfig {
   maxPayloadBytes?: number
 }
 
-const ConfigFileSchema = z
-  .object({
-    redisUrl: z.string().optional(),
-    prefix: z.string().optional(),
-    channels: z
-      .array(z.object({name: z.string(), retention: z.union([z.string(), z.number().positive()])}).strict())
-      .optional(),
-    schemas: z.record(z.string(), z.unknown()).optional(),
-    maxPayloadBytes: z.number().int().positive().optional(),
-  })
-  .strict()
+/** The config file's shape; built on first use so that zod is loaded only when there is a config. */
+const configFileSchema = (z: typeof import('zod').z) =>
+  z
+    .object({
+      redisUrl: z.string().optional(),
+      prefix: z.string().optional(),
+      channels: z
+        .array(z.object({name: z.string(), retention: z.union([z.string(), z.number().positive()])}).strict())
+        .optional(),
+      schemas: z.record(z.string(), z.unknown()).optional(),
+      maxPayloadBytes: z.number().int().positive().optional(),
+    })
+    .strict()
 
 function isZodLike(value: unknown): value is PayloadSchema {
   return (
@@ -85,7 +85,9 @@ export async function loadConfig(path: string | undefined, cwd = process.cwd()):
       {cause: error},
     )
   }
-  const parsed = ConfigFileSchema.safeParse(raw)
+  const {z} = await import('zod')
+  const {toIssues} = await import('./events.js')
+  const parsed = configFileSchema(z).safeParse(raw)
   if (!parsed.success)
     throw new ConfigError(`invalid config ${file}: ${formatIssues(toIssues(parsed.error))}`, {path: file})
   const config = parsed.data

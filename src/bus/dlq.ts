@@ -156,7 +156,9 @@ export interface DlqContext {
   topology: Topology
   history: History
   /** Checks and builds an event as publish would (throws the publish errors). */
-  prepare(input: PublishInput): {event: RaptorEvent; json: string; spec: PreparedEvent['spec'] | undefined}
+  prepare(
+    input: PublishInput,
+  ): Promise<{event: RaptorEvent; json: string; spec: PreparedEvent['spec'] | undefined}>
 }
 
 const PAGE = 500
@@ -466,7 +468,7 @@ export class Dlq {
       }
       const ev = parsed.event
       try {
-        const prepared = this.ctx.prepare({
+        const prepared = await this.ctx.prepare({
           channel,
           type: ev.type,
           payload: ev.data,

@@ -3,7 +3,8 @@ import type {Redis} from 'ioredis'
 import type {Topology} from './channels.js'
 import {assertChannelName} from './channels.js'
 import {NotFoundError, type SchemaIssue} from './errors.js'
-import {parseEnvelope, type RaptorEvent} from './events.js'
+import {loadEnvelopeSchema, parseEnvelope} from './envelope.js'
+import type {RaptorEvent} from './events.js'
 import type {Keys} from './keys.js'
 import {compareIds, idAt} from './stream-ids.js'
 
@@ -87,6 +88,7 @@ export class History {
   /** Entries of one channel in publish order (malformed ones included, flagged by `issues`). */
   async *entries(channel: string, window: ReplayWindow = {}, stopAt?: string): AsyncGenerator<HistoryEntry> {
     assertChannelName(channel)
+    await loadEnvelopeSchema()
     const {start, end} = await this.bounds(channel, window)
     const types = window.types && window.types.length > 0 ? new Set(window.types) : undefined
     let cursor = start
@@ -123,6 +125,7 @@ export class History {
    * @throws NotFoundError when no channel holds it (never published, or expired with its retention)
    */
   async get(eventId: string): Promise<{event: RaptorEvent; channel: string; streamId: string}> {
+    await loadEnvelopeSchema()
     const channels = await this.knownChannels()
     const pipeline = this.redis.pipeline()
     for (const c of channels) pipeline.get(this.keys.eventIndex(c, eventId))

@@ -1,7 +1,8 @@
 import type {Redis} from 'ioredis'
 
 import {channelMatcher} from './channels.js'
-import {parseEnvelope, type RaptorEvent} from './events.js'
+import {loadEnvelopeSchema, parseEnvelope} from './envelope.js'
+import type {RaptorEvent} from './events.js'
 import type {Keys} from './keys.js'
 
 /** Where a live event came from. */
@@ -85,6 +86,7 @@ export class LiveHub {
     handler: LiveHandler,
     options: SubscribeOptions & {hold?: boolean} = {},
   ) {
+    await loadEnvelopeSchema()
     const list = patterns.length > 0 ? [...patterns] : ['**']
     const entry: Entry = {
       patterns: list,

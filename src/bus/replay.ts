@@ -57,18 +57,18 @@ export async function replayTo(
     result.republished += ids.length
     options.onProgress?.(result.republished)
   }
-  const copy = (event: RaptorEvent) =>
-    publisher.prepare({
+  const copy = async (event: RaptorEvent) =>
+    (await publisher.prepare({
       channel: toChannel,
       type: event.type,
       payload: event.data,
       priority: event.priority,
       source: event.source,
       correlationId: event.correlationid,
-    }) as PreparedEvent
+    })) as PreparedEvent
   for await (const event of history.events(channel, {...window, until})) {
     if (options.signal?.aborted) break
-    batch.push(copy(event))
+    batch.push(await copy(event))
     if (intervalMs > 0) {
       // Pace against the start time, not the previous event, so that slow writes do not lower the rate.
       const due = started + (result.republished + batch.length - 1) * intervalMs

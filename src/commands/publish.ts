@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {InvalidInputError} from '../bus/errors.js'
-import {PRIORITIES, type Priority, type PublishInput} from '../bus/events.js'
+import {PRIORITIES, type Priority, type PublishInput} from '../bus/envelope.js'
 import {BaseCommand} from '../cli/base-command.js'
 import {asPayload, parseNdjson, parsePayload, readArgText} from '../cli/input.js'
 
