@@ -10,7 +10,13 @@ import {Redis} from 'ioredis'
 
 import {RedisServer} from '../test/helpers/redis-server.js'
 import {runCli, type CliResult} from './cli.js'
-import {runDurable, type DurableResult} from './durable.js'
+import {
+  runAgentMemory,
+  runDurable,
+  runDurableLatency,
+  type DurableLatency,
+  type DurableResult,
+} from './durable.js'
 import {fmt, machine, markdownTable, median, progress, ratio, settings} from './lib.js'
 import {runLive, type LiveResult} from './live.js'
 import {runThroughput, type ThroughputResult} from './throughput.js'
@@ -32,8 +38,10 @@ try {
   const throughput = wants('publish') ? await runThroughput(url, s) : []
   const live = wants('live') ? await runLive(url, s) : []
   const durable = wants('durable') ? await runDurable(url, s) : []
+  const durableLatency = wants('durable') ? await runDurableLatency(url, s) : undefined
+  const memory = wants('durable') ? await runAgentMemory(url, s.quick ? 20_000 : 100_000) : undefined
   const cli = wants('cli') ? runCli(url, server.port, s) : []
-  report = render(m, throughput, live, durable, cli)
+  report = render(m, throughput, live, durable, cli, durableLatency, memory)
 } finally {
   await server.stop()
 }
@@ -49,6 +57,8 @@ function render(
   live: LiveResult[],
   durable: DurableResult[],
   cli: CliResult[],
+  durableLatency?: DurableLatency,
+  memory?: {peakMb: number; eventsPerSec: number},
 ): string {
   const args = process.argv.slice(2).join(' ')
   const out: string[] = [
@@ -167,6 +177,55 @@ function render(
         ),
       ),
     )
+    const med = new Map(durable.map((r) => [r.key, median(r.runs)]))
+    target('durable consume vs raw XREADGROUP+XACK+parse', med.get('raptorConsume')! / base, 0.5, true)
+    target('durable consume vs BullMQ Worker', med.get('raptorConsume')! / med.get('bullConsume')!, 4, true)
+  }
+
+  if (durableLatency) {
+    const runs = durableLatency.runs
+    const lost = runs.reduce((n, x) => n + x.sent - x.received, 0)
+    out.push(
+      '',
+      `## Durable end-to-end latency (publish → handler start, ${fmt(durableLatency.rate)}/s for ${s.liveMs / 1000} s, one consumer)`,
+      '',
+      markdownTable(
+        ['case', 'p50 ms', 'p99 ms', 'max ms', 'lost (all runs)'],
+        [
+          [
+            'raptor publish → bus.consume handler',
+            fmt(median(runs.map((x) => x.p50)), 3),
+            fmt(median(runs.map((x) => x.p99)), 3),
+            fmt(median(runs.map((x) => x.max)), 3),
+            `${lost} of ${fmt(runs.reduce((n, x) => n + x.sent, 0))}`,
+          ],
+        ],
+      ),
+    )
+  }
+
+  if (memory) {
+    out.push(
+      '',
+      '## Agent memory under a backlog',
+      '',
+      markdownTable(
+        ['case', 'peak RSS MB', 'events/s'],
+        [
+          [
+            `raptor agent, no-op handler, concurrency 100, ${s.quick ? '20k' : '100k'} queued events`,
+            fmt(memory.peakMb, 1),
+            fmt(memory.eventsPerSec),
+          ],
+        ],
+      ),
+    )
+    targets.push([
+      'agent peak RSS with the backlog',
+      '< 150 MB',
+      `${memory.peakMb.toFixed(1)} MB`,
+      memory.peakMb < 150 ? 'met' : 'NOT met',
+    ])
   }
 
   if (cli.length > 0) {

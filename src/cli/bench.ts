@@ -1,6 +1,7 @@
 import {randomBytes} from 'node:crypto'
 
 import {RaptorBus, type BusOptions} from '../bus/bus.js'
+import type {Consumer} from '../bus/consumer.js'
 import {InvalidInputError} from '../bus/errors.js'
 import type {RaptorEvent} from '../bus/events.js'
 import {Histogram, nowMicros, type LatencySummary} from './histogram.js'
@@ -58,10 +59,6 @@ export interface BenchResult {
   consumers?: RoleResult & {lost: number; latencyMs: LatencySummary}
 }
 
-/** True when this build of raptorbus has durable consumers (`bus.consume`). */
-export function consumeAvailable(): boolean {
-  return typeof (RaptorBus.prototype as unknown as {consume?: unknown}).consume === 'function'
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -111,29 +108,12 @@ class Receiver {
   }
 }
 
-/** A durable consumer on the bench channel; the shape follows SPEC §5 (`bus.consume(handler)`). */
-type Consume = (definition: {
-  name: string
-  channels: string[]
-  handle: (event: RaptorEvent) => Promise<void> | void
-}) => Promise<unknown>
-
-async function stopConsumer(handle: unknown): Promise<void> {
-  const h = handle as {stop?: () => Promise<void>; close?: () => Promise<void>} | undefined
-  if (typeof h?.stop === 'function') await h.stop()
-  else if (typeof h?.close === 'function') await h.close()
-}
-
 /**
  * Runs a benchmark in the manner of `nats bench`: publishers, live subscribers and durable consumers
  * on one channel under a fresh random prefix, whose keys are deleted afterwards.
  */
 export async function runBench(options: BenchOptions): Promise<BenchResult> {
   const log = options.log ?? (() => {})
-  if (options.consumers > 0 && !consumeAvailable())
-    throw new InvalidInputError(
-      '--consumers: durable consumers are not available yet (this build has no bus.consume)',
-    )
   if (options.count !== undefined && options.durationMs !== undefined)
     throw new InvalidInputError('--count and --duration are exclusive')
   const tag = randomBytes(4).toString('hex')
@@ -159,12 +139,17 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     const subscribers = Array.from({length: options.subscribers}, () => new Receiver())
     for (const receiver of subscribers) await (await connect()).subscribe(channel, receiver.onEvent)
     const consumers = Array.from({length: options.consumers}, () => new Receiver())
-    const consumerHandles: unknown[] = []
+    const consumerHandles: Consumer[] = []
     for (const receiver of consumers) {
       const bus = await connect()
-      const consume = (bus as unknown as {consume: Consume}).consume.bind(bus)
+      // Consumers share one handler (one consumer group), so they split the events between them.
       consumerHandles.push(
-        await consume({name: `bench-${tag}`, channels: [channel], handle: receiver.onEvent}),
+        await bus.consume({
+          name: `bench-${tag}`,
+          channels: [channel],
+          concurrency: Math.max(1, options.window),
+          handle: receiver.onEvent,
+        }),
       )
     }
     const publisherBuses = await Promise.all(Array.from({length: options.publishers}, connect))
@@ -223,7 +208,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
         idleSince = Date.now()
       }
     }
-    for (const handle of consumerHandles) await stopConsumer(handle)
+    for (const handle of consumerHandles) await handle.stop(5000)
 
     const result: BenchResult = {
       channel,

@@ -49,9 +49,7 @@ export default class Bench extends BaseCommand<typeof Bench> {
     const {flags} = this
     const rate = parseRate(flags.rate)
     const durationMs = flags.duration === undefined ? undefined : parseDuration(flags.duration, '--duration')
-    const {runBench, consumeAvailable} = await import('../cli/bench.js')
-    if (flags.consumers > 0 && !consumeAvailable())
-      throw new InvalidInputError('--consumers: durable consumers are not available yet in this build')
+    const {runBench} = await import('../cli/bench.js')
     if (flags.publishers === 0) throw new InvalidInputError('--publishers must be at least 1')
     const result = await runBench({
       bus: this.busOptions(),
