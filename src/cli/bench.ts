@@ -59,7 +59,6 @@ export interface BenchResult {
   consumers?: RoleResult & {lost: number; latencyMs: LatencySummary}
 }
 
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /** A payload of `size` bytes of JSON carrying the send time (µs, monotonic clock). */
