@@ -38,6 +38,35 @@ describe('raptor bench', () => {
     }
   })
 
+  it('measures durable consumers: every event handled once, latency from publish to handler start', async () => {
+    const prefix = randomPrefix()
+    const {code, stdout, stderr} = await runCli([
+      'bench',
+      '--count',
+      '500',
+      '--subscribers',
+      '0',
+      '--consumers',
+      '2',
+      '--json',
+      '--redis-url',
+      redisUrl(),
+      '--prefix',
+      prefix,
+    ])
+    expect(code, stderr).toBe(0)
+    const result = JSON.parse(stdout)
+    expect(result.consumers).toMatchObject({clients: 2, events: 500, lost: 0})
+    expect(result.consumers.latencyMs.count).toBe(500)
+    expect(result.consumers.latencyMs.p50).toBeGreaterThan(0)
+    const redis = new Redis(redisUrl())
+    try {
+      expect(await redis.keys(`${prefix}:*`)).toEqual([])
+    } finally {
+      redis.disconnect()
+    }
+  })
+
   it('rejects --count with --duration, and a bad --rate, with exit 2', async () => {
     const both = await runCli(['bench', '--count', '10', '--duration', '1s', '--redis-url', redisUrl()])
     expect(both.code).toBe(2)
