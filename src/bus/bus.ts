@@ -16,19 +16,22 @@ import {DEFAULT_MAX_PAYLOAD_BYTES, loadConfig, type RaptorConfig} from './config
 import {DEFAULT_REDIS_URL, closeConnection, openConnection, type ConnectionOptions} from './connection.js'
 import {ClosedError, InvalidInputError} from './errors.js'
 import type {Payload, PayloadSchema, PublishInput, RaptorEvent} from './events.js'
-import {Consumer, type ConsumeOptions} from './consumer.js'
-import {Dlq} from './dlq.js'
-import {resolveHandler, type HandlerDefinition} from './handler.js'
+import type {Consumer, ConsumeOptions} from './consumer.js'
+import type {Dlq} from './dlq.js'
+import type {HandlerDefinition} from './handler.js'
 import {baseHealth, overallStatus, thresholdChecks, type HealthOptions, type HealthReport} from './health.js'
 import {History, type HistoryEntry, type ReplayWindow} from './history.js'
 import {Keys, PREFIX_PATTERN} from './keys.js'
 import {LiveHub, type LiveHandler, type LiveMeta, type SubscribeOptions, type Subscription} from './live.js'
-import {MetricsReader, type BusMetrics, type ChannelMetrics} from './metrics.js'
+import type {BusMetrics, ChannelMetrics, MetricsReader} from './metrics.js'
 import {Publisher} from './publisher.js'
-import {replayTo, type ReplayToOptions, type ReplayToResult} from './replay.js'
-import {Replies} from './request.js'
+import type {ReplayToOptions, ReplayToResult} from './replay.js'
+import type {Replies} from './request.js'
 import {defineScripts, type ScriptedRedis} from './scripts.js'
 import {compareIds, idTime} from './stream-ids.js'
+
+/** The dead-letter operations of a bus (`bus.dlq`). */
+export type DlqApi = Pick<Dlq, 'list' | 'depths' | 'requeue' | 'purge'>
 
 /** Options of `RaptorBus.connect`. */
 export interface BusOptions extends ConnectionOptions {
@@ -78,9 +81,11 @@ export class RaptorBus {
   /** History reader (streams). */
   readonly history: History
   /** Dead-letter queues: `list`, `requeue`, `purge`. */
-  readonly dlq: Dlq
+  /** Dead-letter queues: list, requeue, purge, depths (see `Dlq`). */
+  readonly dlq: DlqApi
   private readonly publisher: Publisher
-  private readonly metricsReader: MetricsReader
+  private metricsReader?: Promise<MetricsReader>
+  private dlqImpl?: Promise<Dlq>
   private live?: Promise<LiveHub>
   private subConn?: Redis
   private replies?: Replies
@@ -104,14 +109,34 @@ export class RaptorBus {
       maxPayloadBytes: options.maxPayloadBytes,
       defaultSource: options.source,
     })
-    this.dlq = new Dlq({
-      redis,
-      keys: this.keys,
-      topology: this.topology,
-      history: this.history,
-      prepare: (input) => this.publisher.prepare(input),
-    })
-    this.metricsReader = new MetricsReader(redis, this.keys, this.topology, this.history)
+    // The operator modules (DLQ, metrics) load on first use, so a one-shot publish never pays for them.
+    this.dlq = {
+      list: async (filter) => (await this.loadDlq()).list(filter),
+      depths: async () => (await this.loadDlq()).depths(),
+      requeue: async (options) => (await this.loadDlq()).requeue(options),
+      purge: async (options) => (await this.loadDlq()).purge(options),
+    }
+  }
+
+  private loadDlq(): Promise<Dlq> {
+    this.dlqImpl ??= import('./dlq.js').then(
+      ({Dlq}) =>
+        new Dlq({
+          redis: this.redis,
+          keys: this.keys,
+          topology: this.topology,
+          history: this.history,
+          prepare: (input) => this.publisher.prepare(input),
+        }),
+    )
+    return this.dlqImpl
+  }
+
+  private reader(): Promise<MetricsReader> {
+    this.metricsReader ??= import('./metrics.js').then(
+      ({MetricsReader}) => new MetricsReader(this.redis, this.keys, this.topology, this.history),
+    )
+    return this.metricsReader
   }
 
   /**
@@ -280,6 +305,7 @@ export class RaptorBus {
     options: ReplayToOptions = {},
   ): Promise<ReplayToResult> {
     this.ensureOpen()
+    const {replayTo} = await import('./replay.js')
     return replayTo(this.history, this.publisher, this.topology, channel, toChannel, window, options)
   }
 
@@ -289,13 +315,13 @@ export class RaptorBus {
    */
   async metrics(): Promise<BusMetrics> {
     this.ensureOpen()
-    return this.metricsReader.all()
+    return (await this.reader()).all()
   }
 
   /** The metrics of one channel: counters, stream length, retention, handlers, DLQ depth. */
   async channelMetrics(channel: string): Promise<ChannelMetrics> {
     this.ensureOpen()
-    return this.metricsReader.channel(channel)
+    return (await this.reader()).channel(channel)
   }
 
   /** The topology with each channel's stream length and last event time. */
@@ -343,6 +369,10 @@ export class RaptorBus {
    */
   async consume(definition: HandlerDefinition, options: ConsumeOptions = {}): Promise<Consumer> {
     this.ensureOpen()
+    const [{Consumer}, {resolveHandler}] = await Promise.all([
+      import('./consumer.js'),
+      import('./handler.js'),
+    ])
     const handler = resolveHandler(definition, 'bus.consume')
     const consumer = new Consumer(
       {
@@ -370,7 +400,10 @@ export class RaptorBus {
   async request(input: PublishInput & {timeoutMs?: number}): Promise<RaptorEvent> {
     this.ensureOpen()
     await this.hub()
-    this.replies ??= new Replies(this.subConn!, this.keys)
+    if (!this.replies) {
+      const {Replies} = await import('./request.js')
+      this.replies ??= new Replies(this.subConn!, this.keys)
+    }
     const {timeoutMs = 30_000, ...publish} = input
     const correlationId = publish.correlationId ?? `req-${randomUUID()}`
     return this.replies.request(correlationId, timeoutMs, () => this.publish({...publish, correlationId}))
@@ -406,7 +439,7 @@ export class RaptorBus {
     this.ensureOpen()
     const report = await baseHealth(this.redis, this.keys, options)
     if (options.maxDlq !== undefined || options.maxLag !== undefined)
-      report.checks.push(...thresholdChecks(await this.metricsReader.all(), options))
+      report.checks.push(...thresholdChecks(await (await this.reader()).all(), options))
     return {...report, status: overallStatus(report.checks)}
   }
 

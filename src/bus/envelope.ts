@@ -151,9 +151,18 @@ export function checkSize(payloadBytes: number, limit: number, channel: string):
  * `events.ts` checks it with zod and words the error).
  */
 export function quickBuild(input: PublishInput, defaultSource: string): RaptorEvent | undefined {
+  const candidate = candidateEnvelope(input, defaultSource)
+  return candidate && quickEnvelope(candidate)
+}
+
+/** The envelope publish input asks for, unchecked; undefined when the payload is not a JSON object. */
+export function candidateEnvelope(
+  input: PublishInput,
+  defaultSource: string,
+): Record<string, unknown> | undefined {
   const payload = input.payload ?? {}
   if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) return undefined
-  return quickEnvelope({
+  return {
     specversion: '1.0',
     id: input.id ?? newEventId(),
     type: input.type,
@@ -164,7 +173,7 @@ export function quickBuild(input: PublishInput, defaultSource: string): RaptorEv
     channel: input.channel,
     priority: input.priority ?? 'normal',
     ...(input.correlationId === undefined ? {} : {correlationid: input.correlationId}),
-  })
+  }
 }
 
 /** Result of parsing a stored or received envelope. */

@@ -5,8 +5,8 @@ import {
   ID_PATTERN,
   PRIORITIES,
   TYPE_PATTERN,
+  candidateEnvelope,
   formatIssues,
-  newEventId,
   quickEnvelope,
   type ParsedEnvelope,
   type PublishInput,
@@ -83,23 +83,11 @@ export function toIssues(error: z.ZodError): SchemaIssue[] {
  * @throws InvalidInputError when a field of the envelope is malformed
  */
 export function buildEnvelope(input: PublishInput, defaultSource: string): RaptorEvent {
-  const payload = input.payload ?? {}
-  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
+  const candidate = candidateEnvelope(input, defaultSource)
+  if (!candidate) {
     throw new InvalidInputError('payload must be a JSON object, e.g. {"key":"value"}', {
       channel: input.channel,
     })
-  }
-  const candidate = {
-    specversion: '1.0',
-    id: input.id ?? newEventId(),
-    type: input.type,
-    source: input.source ?? defaultSource,
-    time: new Date().toISOString(),
-    datacontenttype: 'application/json',
-    data: payload,
-    channel: input.channel,
-    priority: input.priority ?? 'normal',
-    ...(input.correlationId === undefined ? {} : {correlationid: input.correlationId}),
   }
   const result = EnvelopeSchema.safeParse(candidate)
   if (!result.success) {

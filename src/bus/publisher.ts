@@ -4,7 +4,7 @@ import {InvalidInputError, PartialError, RoutingError} from './errors.js'
 import {checkPayload, checkSize, quickBuild, type PayloadSchema, type PublishInput} from './envelope.js'
 import type {RaptorEvent} from './events.js'
 import type {Keys} from './keys.js'
-import {scriptPipeline, type ScriptedRedis} from './scripts.js'
+import {scriptPipeline, type ScriptCommands, type ScriptedRedis} from './scripts.js'
 
 declare module './scripts.js' {
   interface ScriptCommands {
@@ -28,6 +28,21 @@ declare module './scripts.js' {
       retentionMs: number,
     ): Promise<string>
   }
+}
+
+/** The KEYS and ARGV of lua/publish.lua for one event. */
+function publishArgs(
+  keys: Keys,
+  {event, json, spec}: PreparedEvent,
+): Parameters<ScriptCommands['raptorPublish']> {
+  return [
+    keys.stream(event.channel),
+    keys.eventIndex(event.channel, event.id),
+    keys.stats(event.channel),
+    json,
+    spec.retentionMs,
+    keys.live(event.channel),
+  ]
 }
 
 /** Events per pipelined round trip when publishing in bulk. */
@@ -132,14 +147,7 @@ export class Publisher {
     const {redis, keys} = this.ctx
     const {event, json, spec} = prepared
     const register = this.register(event.channel)
-    await redis.raptorPublish(
-      keys.stream(event.channel),
-      keys.eventIndex(event.channel, event.id),
-      keys.stats(event.channel),
-      json,
-      spec.retentionMs,
-      keys.live(event.channel),
-    )
+    await redis.raptorPublish(...publishArgs(keys, {event, json, spec}))
     await register
     return event.id
   }
@@ -196,16 +204,7 @@ export class Publisher {
     const pipeline = scriptPipeline(redis)
     const fresh = [...new Set(events.map((e) => e.event.channel))].filter((c) => !this.registered.has(c))
     if (fresh.length > 0) pipeline.sadd(keys.channelRegistry(), ...fresh)
-    for (const {event, json, spec} of events) {
-      pipeline.raptorPublish(
-        keys.stream(event.channel),
-        keys.eventIndex(event.channel, event.id),
-        keys.stats(event.channel),
-        json,
-        spec.retentionMs,
-        keys.live(event.channel),
-      )
-    }
+    for (const prepared of events) pipeline.raptorPublish(...publishArgs(keys, prepared))
     const results = (await pipeline.exec()) ?? []
     const offset = fresh.length > 0 ? 1 : 0
     let failure: Error | undefined

@@ -48,7 +48,7 @@ export async function replayTo(
   const until = window.until === undefined ? now : Math.min(now, +window.until)
   const result: ReplayToResult = {channel, toChannel, republished: 0}
   const intervalMs = options.rate && options.rate > 0 ? 1000 / options.rate : 0
-  const started = Date.now()
+  let started: number | undefined
   let batch: PreparedEvent[] = []
   const flush = async () => {
     if (batch.length === 0) return
@@ -70,7 +70,9 @@ export async function replayTo(
     if (options.signal?.aborted) break
     batch.push(await copy(event))
     if (intervalMs > 0) {
-      // Pace against the start time, not the previous event, so that slow writes do not lower the rate.
+      // Pace against the first event's time, not the previous event's, so that slow writes do not
+      // lower the rate, and a slow first read does not cause a burst to catch up.
+      started ??= Date.now()
       const due = started + (result.republished + batch.length - 1) * intervalMs
       const wait = due - Date.now()
       if (wait > 0) await new Promise((r) => setTimeout(r, wait))
