@@ -4,19 +4,12 @@ import {InvalidInputError, PartialError, RoutingError} from './errors.js'
 import {checkPayload, checkSize, quickBuild, type PayloadSchema, type PublishInput} from './envelope.js'
 import type {RaptorEvent} from './events.js'
 import type {Keys} from './keys.js'
-import {scriptPipeline, type ScriptCommands, type ScriptedRedis} from './scripts.js'
+import {scriptPipeline, type ScriptedRedis} from './scripts.js'
 
 declare module './scripts.js' {
   interface ScriptCommands {
-    /** lua/publish.lua: returns the stream entry id. */
-    raptorPublish(
-      stream: string,
-      index: string,
-      stats: string,
-      json: string,
-      retentionMs: number,
-      live: string,
-    ): Promise<string>
+    /** lua/publish.lua: numkeys, then KEYS and ARGV of one channel's events; returns their stream entry ids. */
+    raptorPublish(numberOfKeys: number, ...keysAndArgs: (string | number)[]): Promise<string[]>
     /** lua/park.lua: returns the DLQ entry id. */
     raptorPark(
       dlq: string,
@@ -30,19 +23,37 @@ declare module './scripts.js' {
   }
 }
 
-/** The KEYS and ARGV of lua/publish.lua for one event. */
-function publishArgs(
-  keys: Keys,
-  {event, json, spec}: PreparedEvent,
-): Parameters<ScriptCommands['raptorPublish']> {
+/** The arguments of lua/publish.lua for events of one channel (numkeys, KEYS, ARGV). */
+function publishArgs(keys: Keys, events: readonly PreparedEvent[]): (string | number)[] {
+  const {channel} = events[0].event
   return [
-    keys.stream(event.channel),
-    keys.eventIndex(event.channel, event.id),
-    keys.stats(event.channel),
-    json,
-    spec.retentionMs,
-    keys.live(event.channel),
+    2 + events.length,
+    keys.stream(channel),
+    keys.stats(channel),
+    ...events.map((e) => keys.eventIndex(channel, e.event.id)),
+    events[0].spec.retentionMs,
+    keys.live(channel),
+    ...events.map((e) => e.json),
   ]
+}
+
+/** Most events in one publish script call (bounds how long one call holds Redis). */
+const SCRIPT_BATCH = 200
+
+/** Splits events into runs of one channel, each at most SCRIPT_BATCH long, keeping their order. */
+function byChannel(events: readonly PreparedEvent[]): PreparedEvent[][] {
+  const runs: PreparedEvent[][] = []
+  const open = new Map<string, PreparedEvent[]>()
+  for (const e of events) {
+    let run = open.get(e.event.channel)
+    if (!run || run.length >= SCRIPT_BATCH) {
+      run = []
+      runs.push(run)
+      open.set(e.event.channel, run)
+    }
+    run.push(e)
+  }
+  return runs
 }
 
 /** Events per pipelined round trip when publishing in bulk. */
@@ -93,27 +104,14 @@ function stringifyPayload(data: unknown, channel: string): string {
 export class Publisher {
   private readonly registered = new Set<string>()
 
-  /** Registry SADDs in flight, so that concurrent first publishes to a channel send one. */
-  private readonly registering = new Map<string, Promise<void>>()
+  /** Publishes waiting for the next coalesced write. */
+  private readonly queue: {
+    prepared: PreparedEvent
+    resolve: (id: string) => void
+    reject: (error: unknown) => void
+  }[] = []
 
   constructor(private readonly ctx: PublisherContext) {}
-
-  /** Adds the channel to the registry once per bus; a failed SADD is retried by the next publish. */
-  private register(channel: string): Promise<void> | undefined {
-    if (this.registered.has(channel)) return undefined
-    let pending = this.registering.get(channel)
-    if (!pending) {
-      pending = this.ctx.redis
-        .sadd(this.ctx.keys.channelRegistry(), channel)
-        .then(
-          () => void this.registered.add(channel),
-          () => {},
-        )
-        .finally(() => this.registering.delete(channel))
-      this.registering.set(channel, pending)
-    }
-    return pending
-  }
 
   /**
    * Checks an event fully (envelope, size, payload schema, routing) without writing anything.
@@ -142,14 +140,46 @@ export class Publisher {
   async publish(input: PublishInput): Promise<string> {
     const prepared = await this.prepare(input)
     if (!prepared.spec) throw await this.park(prepared.event, prepared.json)
-    // One event: a plain EVALSHA, not a one-command pipeline (a pipeline per call costs about half
-    // the client CPU of a publish). The registry SADD, the first time only, goes in the same write.
+    // Publishes issued in the same tick go out together: one script call per channel carries them
+    // all, which is what makes a busy publisher cheap for Redis. A lone publish waits one tick.
+    return new Promise<string>((resolve, reject) => {
+      this.queue.push({prepared: prepared as PreparedEvent, resolve, reject})
+      if (this.queue.length === 1) setImmediate(() => void this.flushQueue())
+    })
+  }
+
+  private async flushQueue(): Promise<void> {
+    const waiting = this.queue.splice(0)
+    const runs = byChannel(waiting.map((w) => w.prepared))
     const {redis, keys} = this.ctx
-    const {event, json, spec} = prepared
-    const register = this.register(event.channel)
-    await redis.raptorPublish(...publishArgs(keys, {event, json, spec}))
-    await register
-    return event.id
+    const pipeline = scriptPipeline(redis)
+    const fresh = this.fresh(waiting.map((w) => w.prepared))
+    if (fresh.length > 0) pipeline.sadd(keys.channelRegistry(), ...fresh)
+    for (const run of runs) pipeline.raptorPublish(...(publishArgs(keys, run) as [number, ...string[]]))
+    let results: [Error | null, unknown][] = []
+    try {
+      results = (await pipeline.exec()) ?? []
+    } catch (error) {
+      for (const w of waiting) w.reject(error)
+      return
+    }
+    const offset = fresh.length > 0 ? 1 : 0
+    if (fresh.length > 0 && !results[0]?.[0]) for (const c of fresh) this.registered.add(c)
+    const outcome = new Map<PreparedEvent, Error | null>()
+    runs.forEach((run, i) => {
+      const error = results[i + offset]?.[0] ?? (results[i + offset] ? null : new Error('publish not sent'))
+      for (const e of run) outcome.set(e, error)
+    })
+    for (const w of waiting) {
+      const error = outcome.get(w.prepared)
+      if (error) w.reject(error)
+      else w.resolve(w.prepared.event.id)
+    }
+  }
+
+  /** Channels not yet known to be in the registry. */
+  private fresh(events: readonly PreparedEvent[]): string[] {
+    return [...new Set(events.map((e) => e.event.channel))].filter((c) => !this.registered.has(c))
   }
 
   /**
@@ -196,23 +226,25 @@ export class Publisher {
         )
       }
     }
-    return written
+    return events.map((e) => e.event.id)
   }
 
   private async writeChunk(events: readonly PreparedEvent[], written: string[]): Promise<void> {
     const {redis, keys} = this.ctx
     const pipeline = scriptPipeline(redis)
-    const fresh = [...new Set(events.map((e) => e.event.channel))].filter((c) => !this.registered.has(c))
+    const fresh = this.fresh(events)
     if (fresh.length > 0) pipeline.sadd(keys.channelRegistry(), ...fresh)
-    for (const prepared of events) pipeline.raptorPublish(...publishArgs(keys, prepared))
+    const runs = byChannel(events)
+    for (const run of runs) pipeline.raptorPublish(...(publishArgs(keys, run) as [number, ...string[]]))
     const results = (await pipeline.exec()) ?? []
     const offset = fresh.length > 0 ? 1 : 0
     let failure: Error | undefined
-    for (let i = 0; i < events.length; i++) {
+    runs.forEach((run, i) => {
       const error = results[i + offset]?.[0]
+      // One script call is atomic: all of its events were written, or none.
       if (error) failure ??= error
-      else written.push(events[i].event.id)
-    }
+      else for (const e of run) written.push(e.event.id)
+    })
     if (failure) throw failure
     for (const c of fresh) this.registered.add(c)
   }

@@ -5,7 +5,8 @@ import type {ChainableCommander, Redis} from 'ioredis'
 /**
  * The Lua scripts in `lua/`, one per atomic state change. Each `<name>.lua` becomes the ioredis
  * command `raptor<Name>` (`dead-letter.lua` → `raptorDeadLetter`, so none shadows a Redis command
- * such as PUBLISH). Its number of KEYS is read from its header (the highest `KEYS[n]` it names).
+ * such as PUBLISH). Its number of KEYS is read from its header (the highest `KEYS[n]` it names); a
+ * header naming `KEYS[n..]` has a variable number, which the caller passes as the first argument.
  *
  * A module that adds a script declares its typed signature by augmenting {@link ScriptCommands}:
  * ```ts
@@ -30,7 +31,8 @@ export type ScriptedRedis = Redis & ScriptCommands
 interface Script {
   command: string
   lua: string
-  numberOfKeys: number
+  /** Undefined for a script with a variable number of keys (header `KEYS[n..]`): the caller passes it first. */
+  numberOfKeys: number | undefined
 }
 
 let scripts: Script[] | undefined
@@ -43,7 +45,9 @@ export function loadScripts(): Script[] {
     .filter((f) => f.endsWith('.lua'))
     .map((file) => {
       const lua = readFileSync(new URL(file, dir), 'utf8')
-      const numberOfKeys = Math.max(0, ...[...lua.matchAll(/KEYS\[(\d+)\]/g)].map((m) => Number(m[1])))
+      const numberOfKeys = /KEYS\[\d+\.\.\]/.test(lua)
+        ? undefined
+        : Math.max(0, ...[...lua.matchAll(/KEYS\[(\d+)\]/g)].map((m) => Number(m[1])))
       const command =
         'raptor' +
         file.slice(0, -4).replace(/(^|-)([a-z])/g, (_m, _dash: string, c: string) => c.toUpperCase())

@@ -304,8 +304,10 @@ describe('bus.consume', () => {
     const prefix = b.keys.prefix
     const child = spawnConsumer(prefix, 'hang', 500)
     await waitForLine(child, 'ready')
+    // Listen before publishing: the child may start the handler before publish() returns.
+    const started = waitForLine(child, 'started')
     const id = await b.publish({channel: CHANNEL, type: 'work'})
-    await waitForLine(child, 'started')
+    await started
     child.kill('SIGKILL')
     const done: {id: string; attempt: number}[] = []
     const outcomes: ConsumeOutcome[] = []

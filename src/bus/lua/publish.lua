@@ -1,24 +1,32 @@
 --[[
-  Publishes one event: history, get-by-id index, counters and live fan-out in one atomic step.
+  Publishes events of one channel: history, get-by-id index, counters and live fan-out, all in one
+  atomic step. The publisher coalesces the events of one channel issued in the same tick into one
+  call, so one EVALSHA carries one or many events.
 
   KEYS[1] channel stream       (history; trimmed by Redis server time to the retention)
-  KEYS[2] event index key      (event id -> stream entry id, expires with the retention)
-  KEYS[3] channel stats hash   (counters)
+  KEYS[2] channel stats hash   (counters)
+  KEYS[3..] event index keys   (event id -> stream entry id, expire with the retention), one per event
 
-  ARGV[1] envelope JSON
-  ARGV[2] retention in ms
-  ARGV[3] live pub/sub channel name
+  ARGV[1] retention in ms
+  ARGV[2] live pub/sub channel name
+  ARGV[3..] envelope JSON, one per event, in the order of their index keys
 
-  Returns the stream entry id (server time "<ms>-<seq>").
+  Returns the stream entry ids (server time "<ms>-<seq>"), in order.
 ]]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local retention = tonumber(ARGV[2])
-local sid = redis.call('XADD', KEYS[1], 'MINID', '~', now - retention, '*', 'e', ARGV[1])
-redis.call('SET', KEYS[2], sid, 'PX', retention)
-local receivers = redis.call('PUBLISH', ARGV[3], sid .. ' ' .. ARGV[1])
-redis.call('HINCRBY', KEYS[3], 'published', 1)
-if receivers > 0 then
-  redis.call('HINCRBY', KEYS[3], 'liveDelivered', receivers)
+local retention = tonumber(ARGV[1])
+local cutoff = now - retention
+local ids = {}
+local receivers = 0
+for i = 3, #ARGV do
+  local sid = redis.call('XADD', KEYS[1], 'MINID', '~', cutoff, '*', 'e', ARGV[i])
+  redis.call('SET', KEYS[i], sid, 'PX', retention)
+  receivers = receivers + redis.call('PUBLISH', ARGV[2], sid .. ' ' .. ARGV[i])
+  ids[#ids + 1] = sid
 end
-return sid
+redis.call('HINCRBY', KEYS[2], 'published', #ids)
+if receivers > 0 then
+  redis.call('HINCRBY', KEYS[2], 'liveDelivered', receivers)
+end
+return ids
