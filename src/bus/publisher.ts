@@ -104,13 +104,6 @@ function stringifyPayload(data: unknown, channel: string): string {
 export class Publisher {
   private readonly registered = new Set<string>()
 
-  /** Publishes waiting for the next coalesced write. */
-  private readonly queue: {
-    prepared: PreparedEvent
-    resolve: (id: string) => void
-    reject: (error: unknown) => void
-  }[] = []
-
   constructor(private readonly ctx: PublisherContext) {}
 
   /**
@@ -140,41 +133,19 @@ export class Publisher {
   async publish(input: PublishInput): Promise<string> {
     const prepared = await this.prepare(input)
     if (!prepared.spec) throw await this.park(prepared.event, prepared.json)
-    // Publishes issued in the same tick go out together: one script call per channel carries them
-    // all, which is what makes a busy publisher cheap for Redis. A lone publish waits one tick.
-    return new Promise<string>((resolve, reject) => {
-      this.queue.push({prepared: prepared as PreparedEvent, resolve, reject})
-      if (this.queue.length === 1) setImmediate(() => void this.flushQueue())
-    })
-  }
-
-  private async flushQueue(): Promise<void> {
-    const waiting = this.queue.splice(0)
-    const runs = byChannel(waiting.map((w) => w.prepared))
+    // One event: a plain EVALSHA at once (no pipeline, no waiting for other publishes: coalescing
+    // them per tick measured slower for concurrent single publishes and added a hop of latency).
+    // The registry SADD, the first time only, goes out beside it.
     const {redis, keys} = this.ctx
-    const pipeline = scriptPipeline(redis)
-    const fresh = this.fresh(waiting.map((w) => w.prepared))
-    if (fresh.length > 0) pipeline.sadd(keys.channelRegistry(), ...fresh)
-    for (const run of runs) pipeline.raptorPublish(...(publishArgs(keys, run) as [number, ...string[]]))
-    let results: [Error | null, unknown][] = []
-    try {
-      results = (await pipeline.exec()) ?? []
-    } catch (error) {
-      for (const w of waiting) w.reject(error)
-      return
+    const event = prepared as PreparedEvent
+    const fresh = this.fresh([event])
+    const register = fresh.length > 0 ? redis.sadd(keys.channelRegistry(), ...fresh) : undefined
+    await redis.raptorPublish(...(publishArgs(keys, [event]) as [number, ...string[]]))
+    if (register) {
+      await register
+      for (const c of fresh) this.registered.add(c)
     }
-    const offset = fresh.length > 0 ? 1 : 0
-    if (fresh.length > 0 && !results[0]?.[0]) for (const c of fresh) this.registered.add(c)
-    const outcome = new Map<PreparedEvent, Error | null>()
-    runs.forEach((run, i) => {
-      const error = results[i + offset]?.[0] ?? (results[i + offset] ? null : new Error('publish not sent'))
-      for (const e of run) outcome.set(e, error)
-    })
-    for (const w of waiting) {
-      const error = outcome.get(w.prepared)
-      if (error) w.reject(error)
-      else w.resolve(w.prepared.event.id)
-    }
+    return event.event.id
   }
 
   /** Channels not yet known to be in the registry. */
