@@ -1,19 +1,14 @@
-import {afterEach, describe, expect, it} from 'vitest'
+import {describe, expect, it} from 'vitest'
 
-import {RaptorBus, type RaptorEvent} from '../../src/bus/index.js'
-import {testBus, waitFor} from '../helpers/index.js'
+import type {RaptorEvent} from '../../src/bus/index.js'
+import {testBuses, waitFor} from '../helpers/index.js'
 
 const CHANNEL = 'sys.guild.research.broadcast'
-const buses: RaptorBus[] = []
-
-afterEach(async () => {
-  while (buses.length > 0) await buses.pop()!.close()
-})
+const newBus = testBuses()
 
 describe('dead letter → requeue → the failed handler only', () => {
   it('redelivers a requeued event to the handler that failed it, keeping its id; the handler that succeeded never sees it again', async () => {
-    const bus = await testBus()
-    buses.push(bus)
+    const bus = await newBus()
     let broken = true
     const audited: string[] = []
     const indexed: {id: string; attempt: number}[] = []
@@ -64,8 +59,7 @@ describe('dead letter → requeue → the failed handler only', () => {
   })
 
   it('carries the requeue count into a second dead letter', async () => {
-    const bus = await testBus()
-    buses.push(bus)
+    const bus = await newBus()
     await bus.consume({
       name: 'always',
       channels: [CHANNEL],

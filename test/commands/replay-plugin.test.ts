@@ -1,21 +1,15 @@
 import {fileURLToPath} from 'node:url'
 
-import {afterEach, describe, expect, it} from 'vitest'
+import {describe, expect, it} from 'vitest'
 
-import {RaptorBus} from '../../src/bus/index.js'
-import {redisUrl, runCli, testBus} from '../helpers/index.js'
+import {redisUrl, runCli, testBuses} from '../helpers/index.js'
 
 const WORKER = fileURLToPath(new URL('../fixtures/plugins/worker.mjs', import.meta.url))
-const buses: RaptorBus[] = []
-
-afterEach(async () => {
-  while (buses.length > 0) await buses.pop()!.close()
-})
+const newBus = testBuses()
 
 describe('raptor replay --plugin', () => {
   it('runs the handlers over history in order, with real publishes, and exits 3 when some runs fail', async () => {
-    const bus = await testBus()
-    buses.push(bus)
+    const bus = await newBus()
     const ids = await bus.publishMany([
       {channel: 'sys.state.update', type: 'job', payload: {n: 1}},
       {channel: 'sys.state.update', type: 'other', payload: {}},
