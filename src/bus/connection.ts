@@ -50,9 +50,6 @@ export function connectionError(url: string, error: unknown): ConnectionError {
   )
 }
 
-/** The role of a connection, shown in CLIENT LIST as its name. */
-export type ConnectionRole = 'cmd' | 'sub' | 'block'
-
 /**
  * Opens one ioredis connection and waits until it is ready. The first connection fails within
  * `connectTimeoutMs`; once up, a `reconnect` connection retries forever with capped backoff.

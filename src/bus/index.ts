@@ -8,7 +8,14 @@
  * ```
  * @packageDocumentation
  */
-export {RaptorBus, getBus, type BusOptions, type ChannelInfo, type LiveSubscribeOptions} from './bus.js'
+export {
+  RaptorBus,
+  getBus,
+  type BusOptions,
+  type ChannelInfo,
+  type DlqApi,
+  type LiveSubscribeOptions,
+} from './bus.js'
 export {
   BUILTIN_CHANNELS,
   DLQ_REASONS,

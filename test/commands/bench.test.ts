@@ -3,6 +3,16 @@ import {describe, expect, it} from 'vitest'
 
 import {randomPrefix, redisUrl, runCli} from '../helpers/index.js'
 
+/** Keys left under a prefix (bench must delete every key it made). */
+async function keysUnder(prefix: string): Promise<string[]> {
+  const redis = new Redis(redisUrl())
+  try {
+    return await redis.keys(`${prefix}:*`)
+  } finally {
+    redis.disconnect()
+  }
+}
+
 describe('raptor bench', () => {
   it('publishes, delivers live and reports plausible figures as JSON, then removes its keys', async () => {
     const prefix = randomPrefix()
@@ -30,12 +40,7 @@ describe('raptor bench', () => {
     expect(latency.p90).toBeLessThanOrEqual(latency.p99)
     expect(latency.p99).toBeLessThanOrEqual(latency.p999)
     expect(latency.p999).toBeLessThanOrEqual(latency.max)
-    const redis = new Redis(redisUrl())
-    try {
-      expect(await redis.keys(`${prefix}:*`)).toEqual([])
-    } finally {
-      redis.disconnect()
-    }
+    expect(await keysUnder(prefix)).toEqual([])
   })
 
   it('measures durable consumers: every event handled once, latency from publish to handler start', async () => {
@@ -59,12 +64,7 @@ describe('raptor bench', () => {
     expect(result.consumers).toMatchObject({clients: 2, events: 500, lost: 0})
     expect(result.consumers.latencyMs.count).toBe(500)
     expect(result.consumers.latencyMs.p50).toBeGreaterThan(0)
-    const redis = new Redis(redisUrl())
-    try {
-      expect(await redis.keys(`${prefix}:*`)).toEqual([])
-    } finally {
-      redis.disconnect()
-    }
+    expect(await keysUnder(prefix)).toEqual([])
   })
 
   it('rejects --count with --duration, and a bad --rate, with exit 2', async () => {
