@@ -1,3 +1,5 @@
+import type {ConnectionOptions as TlsOptions} from 'node:tls'
+
 import {Redis, type RedisOptions} from 'ioredis'
 
 import {ConnectionError} from './errors.js'
@@ -16,6 +18,8 @@ export interface ConnectionOptions {
    * commands fail at once instead. @defaultValue true
    */
   reconnect?: boolean
+  /** TLS options (CA, client certificate and key, server name); `rediss://` alone uses the system CAs. */
+  tls?: Pick<TlsOptions, 'ca' | 'cert' | 'key' | 'servername'>
 }
 
 /** The URL with any password replaced by `***`, safe to print. */
@@ -70,6 +74,7 @@ export async function openConnection(
       connectTimeout: timeout,
       connectionName: clientName,
       enableAutoPipelining: false,
+      ...(options.tls ? {tls: options.tls} : {}),
       maxRetriesPerRequest: options.reconnect === false ? 0 : null,
       retryStrategy: (times) => {
         if (!everReady || options.reconnect === false) return null

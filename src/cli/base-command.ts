@@ -1,85 +1,52 @@
+import {readFileSync} from 'node:fs'
+
 import {Command, Flags, type Interfaces} from '@oclif/core'
 
 import type {BusOptions, RaptorBus} from '../bus/bus.js'
-import {redactUrl} from '../bus/connection.js'
+import {InvalidInputError} from '../bus/errors.js'
+import {selectContext, type Context} from './contexts.js'
 import {ExitCode, exitCodeFor} from './exit-codes.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<
   (typeof BaseCommand)['baseFlags'] & T['flags']
 >
+export type LocalFlags<T extends typeof Command> = Interfaces.InferredFlags<T['flags']>
 export type BaseArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>
 
 /**
- * The base of every raptor command: the global flags (with environment fallbacks), a lazily opened
- * bus closed in `finally()`, and one `catch()` mapping errors to the exit-code table.
+ * The base of commands that never talk to Redis (`context …`, `init`): `--json`, `note()` for stderr
+ * and one `catch()` mapping errors to the exit-code table.
  */
-export abstract class BaseCommand<T extends typeof Command> extends Command {
+export abstract class LocalCommand<T extends typeof Command> extends Command {
   static override enableJsonFlag = true
 
-  static override baseFlags = {
-    'redis-url': Flags.string({
-      summary: 'Redis URL (rediss:// for TLS).',
-      description: 'Precedence: flag > REDIS_URL > config file > redis://127.0.0.1:6379/0.',
-      env: 'REDIS_URL',
-      helpGroup: 'GLOBAL',
-    }),
-    prefix: Flags.string({
-      summary: 'Key prefix; two prefixes never see each other.',
-      description: 'Precedence: flag > RAPTOR_PREFIX > config file > raptor.',
-      env: 'RAPTOR_PREFIX',
-      helpGroup: 'GLOBAL',
-    }),
-    config: Flags.string({
-      summary: 'Config file (raptor.config.json|js|mjs).',
-      description: 'Defaults to ./raptor.config.js, .mjs or .json when present.',
-      env: 'RAPTOR_CONFIG',
-      helpGroup: 'GLOBAL',
-    }),
-  }
-
-  protected flags!: BaseFlags<T>
+  protected flags!: LocalFlags<T>
   protected args!: BaseArgs<T>
   /** Every positional argument, for commands with `strict = false` (any number of them). */
   protected argList: string[] = []
-  private busPromise?: Promise<RaptorBus>
 
   public override async init(): Promise<void> {
     await super.init()
     const {args, flags, argv} = await this.parse({
       flags: this.ctor.flags,
-      baseFlags: (super.ctor as typeof BaseCommand).baseFlags,
+      baseFlags: this.ctor.baseFlags,
       enableJsonFlag: this.ctor.enableJsonFlag,
       args: this.ctor.args,
       strict: this.ctor.strict,
     })
-    this.flags = flags as BaseFlags<T>
+    this.flags = flags as LocalFlags<T>
     this.args = args as BaseArgs<T>
     this.argList = argv as string[]
-  }
-
-  /** Options for RaptorBus.connect from the global flags; one-shot commands do not reconnect. */
-  protected busOptions(extra: BusOptions = {}): BusOptions {
-    return {
-      redisUrl: this.flags['redis-url'],
-      prefix: this.flags.prefix,
-      config: this.flags.config ?? true,
-      source: 'raptor-cli',
-      reconnect: false,
-      ...extra,
-    }
-  }
-
-  /** The bus, connected on first use and closed when the command ends. */
-  protected bus(extra?: BusOptions): Promise<RaptorBus> {
-    this.busPromise ??= import('../bus/bus.js').then(({RaptorBus}) =>
-      RaptorBus.connect(this.busOptions(extra)),
-    )
-    return this.busPromise
   }
 
   /** Writes one line to stderr, even under --json (logs and progress never go to stdout). */
   protected note(message: string): void {
     process.stderr.write(message + '\n')
+  }
+
+  /** Text safe to print: passwords in URLs the user gave replaced by `***`. */
+  protected redact(message: string): string {
+    return message.replace(/\/\/([^:@/\s]*):[^@/\s]*@/g, '//$1:***@')
   }
 
   protected override async catch(error: Error & {exitCode?: number}): Promise<never> {
@@ -95,15 +62,80 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       .replace(/^Parsing (--[\w-]+) (.*)$/, (_all, flag: string, why: string) =>
         why.includes(flag) ? why : `${flag}: ${why}`,
       )
-    const safe = this.flags?.['redis-url']
-      ? message.split(this.flags['redis-url']).join(redactUrl(this.flags['redis-url']))
-      : message
+    const safe = this.redact(message)
     if (this.jsonEnabled()) {
       this.logJson({error: {code: (error as {code?: string}).code ?? 'ERROR', message: safe, exitCode: code}})
     }
     this.note(`Error: ${safe}`)
     if (process.env.DEBUG && error?.stack) this.note(error.stack)
     return this.exit(code) as never
+  }
+}
+
+/**
+ * The base of every raptor command that talks to Redis: the global flags (with environment fallbacks
+ * and contexts), a lazily opened bus closed in `finally()`.
+ */
+export abstract class BaseCommand<T extends typeof Command> extends LocalCommand<T> {
+  static override baseFlags = {
+    'redis-url': Flags.string({
+      summary: 'Redis URL (rediss:// for TLS).',
+      description: 'Precedence: flag > REDIS_URL > context > config file > redis://127.0.0.1:6379/0.',
+      env: 'REDIS_URL',
+      helpGroup: 'GLOBAL',
+    }),
+    prefix: Flags.string({
+      summary: 'Key prefix; two prefixes never see each other.',
+      description: 'Precedence: flag > RAPTOR_PREFIX > context > config file > raptor.',
+      env: 'RAPTOR_PREFIX',
+      helpGroup: 'GLOBAL',
+    }),
+    config: Flags.string({
+      summary: 'Config file (raptor.config.json|js|mjs).',
+      description: 'Defaults to ./raptor.config.js, .mjs or .json when present.',
+      env: 'RAPTOR_CONFIG',
+      helpGroup: 'GLOBAL',
+    }),
+    context: Flags.string({
+      summary: 'Named connection settings to use (see raptor context).',
+      description:
+        'Precedence: flag > env > context > config file > default. Without it, the context chosen by raptor context use.',
+      env: 'RAPTOR_CONTEXT',
+      helpGroup: 'GLOBAL',
+    }),
+  }
+
+  declare protected flags: BaseFlags<T>
+  /** The context in force (named by --context / RAPTOR_CONTEXT, or the current one), if any. */
+  protected context?: {name: string; context: Context}
+  private busPromise?: Promise<RaptorBus>
+
+  public override async init(): Promise<void> {
+    await super.init()
+    this.context = selectContext(this.flags.context)
+  }
+
+  /** Options for RaptorBus.connect from the global flags; one-shot commands do not reconnect. */
+  protected busOptions(extra: BusOptions = {}): BusOptions {
+    // Flag and env are merged by oclif; a context comes below both and above the config file.
+    const ctx = this.context?.context
+    return {
+      redisUrl: this.flags['redis-url'] ?? ctx?.redisUrl,
+      prefix: this.flags.prefix ?? ctx?.prefix,
+      ...(ctx && (ctx.tlsCa || ctx.tlsCert || ctx.tlsKey || ctx.tlsServername) ? {tls: contextTls(ctx)} : {}),
+      config: this.flags.config ?? true,
+      source: 'raptor-cli',
+      reconnect: false,
+      ...extra,
+    }
+  }
+
+  /** The bus, connected on first use and closed when the command ends. */
+  protected bus(extra?: BusOptions): Promise<RaptorBus> {
+    this.busPromise ??= import('../bus/bus.js').then(({RaptorBus}) =>
+      RaptorBus.connect(this.busOptions(extra)),
+    )
+    return this.busPromise
   }
 
   protected override async finally(error: Error | undefined): Promise<void> {
@@ -112,5 +144,25 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       await bus?.close()
     }
     return super.finally(error)
+  }
+}
+
+/** The TLS options of a context: its files read, for ioredis. */
+function contextTls(ctx: Context): NonNullable<BusOptions['tls']> {
+  const read = (file: string | undefined, what: string) => {
+    if (file === undefined) return undefined
+    try {
+      return readFileSync(file)
+    } catch (error) {
+      throw new InvalidInputError(
+        `cannot read the ${what} file ${file} of the context (${(error as NodeJS.ErrnoException).code}): fix it with raptor context add NAME --force …`,
+      )
+    }
+  }
+  return {
+    ca: read(ctx.tlsCa, 'TLS CA'),
+    cert: read(ctx.tlsCert, 'TLS certificate'),
+    key: read(ctx.tlsKey, 'TLS key'),
+    servername: ctx.tlsServername,
   }
 }

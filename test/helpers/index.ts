@@ -63,18 +63,29 @@ export interface RunningCli {
   exited: Promise<CliResult>
 }
 
+/** An empty config directory per test process: a developer's own contexts never leak into tests. */
+let configHome: string | undefined
+
+/** The environment a CLI test runs in: none of the raptor variables, and an empty config directory. */
+export function isolatedEnv(): Record<string, string | undefined> {
+  configHome ??= mkdtempSync(join(tmpdir(), 'raptor-config-'))
+  return {
+    ...process.env,
+    REDIS_URL: undefined,
+    RAPTOR_PREFIX: undefined,
+    RAPTOR_CONFIG: undefined,
+    RAPTOR_CONTEXT: undefined,
+    XDG_CONFIG_HOME: configHome,
+    XDG_CACHE_HOME: configHome,
+    XDG_DATA_HOME: configHome,
+  }
+}
+
 /** Starts the built `raptor` binary as a user would, without waiting for it. */
 export function startCli(args: string[], options: CliOptions = {}): RunningCli {
   const child = spawn(process.execPath, [BIN, ...args], {
     cwd: options.cwd,
-    env: {
-      ...process.env,
-      NO_COLOR: '1',
-      REDIS_URL: undefined,
-      RAPTOR_PREFIX: undefined,
-      RAPTOR_CONFIG: undefined,
-      ...options.env,
-    },
+    env: {...isolatedEnv(), NO_COLOR: '1', ...options.env},
     stdio: ['pipe', 'pipe', 'pipe'],
   })
   let stdout = ''

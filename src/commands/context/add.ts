@@ -1,0 +1,81 @@
+import {Args, Flags} from '@oclif/core'
+
+import {InvalidInputError} from '../../bus/errors.js'
+import {LocalCommand} from '../../cli/base-command.js'
+import {
+  assertContextName,
+  readContexts,
+  redactContext,
+  writeContexts,
+  type Context,
+} from '../../cli/contexts.js'
+import {readStdin} from '../../cli/input.js'
+
+export default class ContextAdd extends LocalCommand<typeof ContextAdd> {
+  static override summary = 'Save named connection settings (a context).'
+  static override description = `Saves the Redis URL, prefix and TLS files under a name in the contexts file of your config directory ($XDG_CONFIG_HOME/raptor/contexts.json, mode 0600), so that the password never has to be on a command line again. Pick it with --context NAME or RAPTOR_CONTEXT, or make it the default with raptor context use NAME. Precedence: flag > env > context > config file > default.
+
+--password-stdin reads the password from stdin (as docker login does), so that it is in neither the shell history nor ps.`
+
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> local --redis-url redis://127.0.0.1:6379/0 --use',
+    'printf \'%s\' "$REDIS_PASSWORD" | <%= config.bin %> <%= command.id %> prod --redis-url rediss://app@redis.internal:6380/0 --prefix orders --password-stdin',
+    '<%= config.bin %> <%= command.id %> prod --force --redis-url rediss://redis.internal:6380/0 --tls-ca ./ca.pem',
+  ]
+
+  static override args = {
+    name: Args.string({description: 'Context name (letters, digits, _ . -).', required: true}),
+  }
+
+  static override flags = {
+    'redis-url': Flags.string({summary: 'Redis URL of this context.', required: true}),
+    prefix: Flags.string({summary: 'Key prefix of this context.'}),
+    'password-stdin': Flags.boolean({summary: 'Read the Redis password from stdin.'}),
+    'tls-ca': Flags.string({summary: 'CA certificate file (PEM) to trust.'}),
+    'tls-cert': Flags.string({summary: 'Client certificate file (PEM).'}),
+    'tls-key': Flags.string({summary: 'Client key file (PEM).'}),
+    'tls-servername': Flags.string({summary: 'Server name to check the certificate against (SNI).'}),
+    description: Flags.string({summary: 'A note shown by context list.'}),
+    use: Flags.boolean({summary: 'Also make it the current context.'}),
+    force: Flags.boolean({char: 'f', summary: 'Replace a context of the same name.'}),
+  }
+
+  async run(): Promise<{name: string; context: Context; current: boolean}> {
+    const {flags} = this
+    const {name} = this.args
+    assertContextName(name)
+    let url: URL
+    try {
+      url = new URL(flags['redis-url'])
+    } catch {
+      throw new InvalidInputError(`invalid --redis-url: use redis://[user[:password]@]host[:port][/db]`)
+    }
+    if (!/^rediss?:$/.test(url.protocol))
+      throw new InvalidInputError(
+        `unsupported --redis-url scheme '${url.protocol}': use redis:// or rediss://`,
+      )
+    if (flags['password-stdin']) {
+      const password = (await readStdin()).replace(/\r?\n$/, '')
+      if (password === '') throw new InvalidInputError('--password-stdin: nothing on stdin')
+      url.password = encodeURIComponent(password)
+    }
+    const file = readContexts()
+    if (file.contexts[name] && !flags.force)
+      throw new InvalidInputError(`context '${name}' exists: pass --force to replace it`, {context: name})
+    const context: Context = {
+      redisUrl: url.toString(),
+      ...(flags.prefix === undefined ? {} : {prefix: flags.prefix}),
+      ...(flags['tls-ca'] === undefined ? {} : {tlsCa: flags['tls-ca']}),
+      ...(flags['tls-cert'] === undefined ? {} : {tlsCert: flags['tls-cert']}),
+      ...(flags['tls-key'] === undefined ? {} : {tlsKey: flags['tls-key']}),
+      ...(flags['tls-servername'] === undefined ? {} : {tlsServername: flags['tls-servername']}),
+      ...(flags.description === undefined ? {} : {description: flags.description}),
+    }
+    file.contexts[name] = context
+    if (flags.use || file.current === undefined) file.current = name
+    writeContexts(file)
+    const current = file.current === name
+    this.log(`saved context '${name}'${current ? ' (current)' : ''}: ${redactContext(context).redisUrl}`)
+    return {name, context: redactContext(context), current}
+  }
+}
