@@ -2,8 +2,9 @@ import type {ChalkInstance} from 'chalk'
 
 import type {HandlerLogger} from '../bus/handler.js'
 
-/** Log levels of the agent. */
-export type Level = 'info' | 'warn' | 'error'
+/** Log levels of the agent, least severe first. */
+export const LEVELS = ['debug', 'info', 'warn', 'error'] as const
+export type Level = (typeof LEVELS)[number]
 
 /** A log sink: NDJSON lines on stdout (`--json`), or readable lines on stderr. */
 export interface AgentLog {
@@ -12,10 +13,21 @@ export interface AgentLog {
   forHandler(handler: string): HandlerLogger
 }
 
-/** Creates the agent's log. */
-export function createLog(json: boolean, colour: ChalkInstance): AgentLog {
-  const levelColour = {info: colour.green, warn: colour.yellow, error: colour.red}
+/**
+ * One logfmt value: bare when it is a plain token, else double-quoted with `"`, `\` and control
+ * characters escaped (JSON string rules, which logfmt parsers accept).
+ */
+export function logfmtValue(value: unknown): string {
+  const text = typeof value === 'string' ? value : JSON.stringify(value)
+  return /^[^\s"=\\\p{Cc}]+$/u.test(text) ? text : JSON.stringify(text)
+}
+
+/** Creates the agent's log; lines below `minLevel` are not written. */
+export function createLog(json: boolean, colour: ChalkInstance, minLevel: Level = 'info'): AgentLog {
+  const levelColour = {debug: colour.gray, info: colour.green, warn: colour.yellow, error: colour.red}
+  const floor = LEVELS.indexOf(minLevel)
   const write = (level: Level, message: string, fields: Record<string, unknown> = {}) => {
+    if (LEVELS.indexOf(level) < floor) return
     const time = new Date().toISOString()
     if (json) {
       process.stdout.write(JSON.stringify({time, level, msg: message, ...fields}) + '\n')
@@ -23,7 +35,7 @@ export function createLog(json: boolean, colour: ChalkInstance): AgentLog {
     }
     const extra = Object.entries(fields)
       .filter(([, v]) => v !== undefined)
-      .map(([k, v]) => `${colour.dim(k + '=')}${typeof v === 'string' ? v : JSON.stringify(v)}`)
+      .map(([k, v]) => `${colour.dim(k + '=')}${logfmtValue(v)}`)
       .join(' ')
     process.stderr.write(
       `${colour.dim(time.slice(11, 23))} ${levelColour[level](level.padEnd(5))} ${message}${extra ? ' ' + extra : ''}\n`,

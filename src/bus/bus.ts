@@ -19,7 +19,14 @@ import type {Payload, PayloadSchema, PublishInput, RaptorEvent} from './events.j
 import type {Consumer, ConsumeOptions} from './consumer.js'
 import type {Dlq} from './dlq.js'
 import type {HandlerDefinition} from './handler.js'
-import {baseHealth, overallStatus, thresholdChecks, type HealthOptions, type HealthReport} from './health.js'
+import {
+  baseHealth,
+  overallStatus,
+  stalledCheck,
+  thresholdChecks,
+  type HealthOptions,
+  type HealthReport,
+} from './health.js'
 import {History, type HistoryEntry, type ReplayWindow} from './history.js'
 import {Keys, PREFIX_PATTERN} from './keys.js'
 import {LiveHub, type LiveHandler, type LiveMeta, type SubscribeOptions, type Subscription} from './live.js'
@@ -438,8 +445,12 @@ export class RaptorBus {
   async health(options: HealthOptions = {}): Promise<HealthReport> {
     this.ensureOpen()
     const report = await baseHealth(this.redis, this.keys, options)
-    if (options.maxDlq !== undefined || options.maxLag !== undefined)
-      report.checks.push(...thresholdChecks(await (await this.reader()).all(), options))
+    const metrics = await (await this.reader()).all()
+    const now = await this.history.serverTime()
+    report.checks.push(
+      await stalledCheck(this.redis, this.keys, metrics, report.agents, now, options.maxWaitMs),
+      ...thresholdChecks(metrics, options),
+    )
     return {...report, status: overallStatus(report.checks)}
   }
 

@@ -1,4 +1,4 @@
-import {closest} from 'fastest-levenshtein'
+import {closest, distance} from 'fastest-levenshtein'
 import picomatch from 'picomatch'
 
 import {parseDuration} from './durations.js'
@@ -134,10 +134,16 @@ export class Topology {
     return [...this.exact.keys()]
   }
 
-  /** The valid channel nearest (by edit distance) to a name, for "did you mean" hints. */
+  /**
+   * The valid channel nearest (by edit distance) to a name, for "did you mean" hints; undefined when
+   * none is close (a third of the name's length, at least 2 edits), so that a name unlike any
+   * channel gets no misleading suggestion.
+   */
   nearest(channel: string, known: readonly string[] = []): string | undefined {
     const candidates = [...new Set([...this.exact.keys(), ...known.filter((k) => this.resolve(k))])]
-    return candidates.length > 0 ? closest(channel, candidates) : undefined
+    if (candidates.length === 0) return undefined
+    const best = closest(channel, candidates)
+    return distance(channel, best) <= Math.max(2, Math.floor(channel.length / 3)) ? best : undefined
   }
 }
 
@@ -151,14 +157,17 @@ export function assertChannelName(channel: string): void {
   }
 }
 
+/** One segment of a channel glob: `*`, `**`, or lowercase name characters with `?`, `*` and `[a-z]` classes. */
+const GLOB_SEGMENT = /^(\*\*|(?:[a-z0-9_?-]|\*(?!\*)|\[!?[a-z0-9_-]+\])+)$/
+
 /**
  * @throws InvalidInputError when the string is neither a channel name nor a channel glob
- *   (`sys.alert.*`, `sys.**`, `**`).
+ *   (`sys.alert.*`, `sys.**`, `**`): `sys.***`, `sys.[` and empty segments are refused.
  */
 export function assertChannelPattern(pattern: string): void {
   if (pattern === '*' || pattern === '**' || pattern === '>') return
-  const literal = pattern.replace(/\*\*|\*|>|\?/g, 'x').replace(/\[[^\]]*\]/g, 'x')
-  if (!isChannelName(literal)) {
+  const segments = pattern.replace(/\.>$/, '.**').split('.')
+  if (!segments.every((segment) => GLOB_SEGMENT.test(segment))) {
     throw new InvalidInputError(
       `invalid channel pattern '${pattern}': use dot-separated lowercase segments with * (one segment) or ** (any number), e.g. sys.alert.*`,
       {pattern},

@@ -21,7 +21,20 @@ export function parseDuration(value: string | number, what = 'duration'): number
   return parsed
 }
 
-/** Formats milliseconds as a short duration (`1h`, `7d`, `60s`). */
+const UNITS: [number, string][] = [
+  [24 * 3600_000, 'd'],
+  [3600_000, 'h'],
+  [60_000, 'min'],
+  [1000, 's'],
+]
+
+/**
+ * Formats milliseconds as an exact short duration in the largest whole unit: `7d`, `1h`, `90min`,
+ * `60s`, `250ms`. Minutes are `min`, never `m`, so that nobody reads a month; `parseDuration` reads
+ * every form back.
+ */
 export function formatDuration(millis: number): string {
-  return ms(millis)
+  for (const [size, unit] of UNITS)
+    if (millis >= size && millis % size === 0) return `${millis / size}${unit}`
+  return `${millis}ms`
 }

@@ -86,10 +86,11 @@ export class RoutingError extends RaptorError {
     readonly suggestion: string | undefined,
     readonly parked: boolean,
   ) {
-    const hint = suggestion ? `; did you mean '${suggestion}'?` : '; run `raptor channels` to list them'
+    const hint = suggestion ? `; did you mean '${suggestion}'?` : ''
+    const add = `; to add it, list {"name":"${channel}","retention":"24h"} under "channels" in raptor.config.json (raptor channels lists the topology)`
     super(
       'ROUTING_ERROR',
-      `unknown channel '${channel}'${parked ? ' (event parked in DLQ routing_error)' : ''}${hint}`,
+      `unknown channel '${channel}'${parked ? ' (event parked in DLQ routing_error)' : ''}${hint}${add}`,
       {channel, suggestion, parked},
     )
   }

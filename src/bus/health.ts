@@ -1,6 +1,7 @@
 import type {Redis} from 'ioredis'
 
 import type {Keys} from './keys.js'
+import {idTime} from './stream-ids.js'
 import type {BusMetrics} from './metrics.js'
 
 /** Outcome of one health check. */
@@ -47,6 +48,71 @@ export interface HealthOptions {
   maxDlq?: number
   /** Consumer-group lag (of any handler on any channel) above which the bus is degraded. @defaultValue no limit */
   maxLag?: number
+  /**
+   * A handler whose oldest undelivered event has waited longer than this (ms) while no live agent
+   * serves it is stalled (degraded): its lag only grows. @defaultValue 60000
+   */
+  maxWaitMs?: number
+}
+
+/** Parses one `XINFO GROUPS` reply into name → last-delivered-id. */
+function lastDelivered(reply: unknown): Map<string, string> {
+  const out = new Map<string, string>()
+  for (const group of (reply as unknown[][]) ?? []) {
+    const f: Record<string, unknown> = {}
+    for (let i = 0; i + 1 < group.length; i += 2) f[String(group[i])] = group[i + 1]
+    out.set(String(f.name), String(f['last-delivered-id'] ?? '0-0'))
+  }
+  return out
+}
+
+/**
+ * The default `stalled` check: a consumer group with a backlog (lag > 0) whose oldest undelivered
+ * event has waited more than `maxWaitMs`, while no live agent (by heartbeat) runs that handler, is
+ * consumed by nobody: its lag can only grow. Library consumers keeping up have no old waiting event,
+ * so they are not flagged even without heartbeats.
+ */
+export async function stalledCheck(
+  redis: Redis,
+  keys: Keys,
+  metrics: BusMetrics,
+  agents: readonly AgentInfo[],
+  now: number,
+  maxWaitMs = 60_000,
+): Promise<HealthCheck> {
+  const served = new Set(agents.filter((a) => !a.stale).flatMap((a) => a.handlers))
+  const candidates = metrics.channels.flatMap((c) =>
+    c.handlers
+      .filter((h) => (h.lag ?? 1) > 0 && !served.has(h.handler))
+      .map((h) => ({channel: c.channel, h})),
+  )
+  const stalled: string[] = []
+  const byChannel = new Map<string, typeof candidates>()
+  for (const cand of candidates) byChannel.set(cand.channel, [...(byChannel.get(cand.channel) ?? []), cand])
+  for (const [channel, list] of byChannel) {
+    const groups = lastDelivered(await redis.xinfo('GROUPS', keys.stream(channel)).catch(() => []))
+    for (const {h} of list) {
+      const last = groups.get(h.handler) ?? '0-0'
+      const [first] = (await redis.xrange(keys.stream(channel), `(${last}`, '+', 'COUNT', 1)) as [
+        string,
+        string[],
+      ][]
+      if (!first) continue
+      const waited = now - idTime(first[0])
+      if (waited > maxWaitMs)
+        stalled.push(
+          `${h.handler}@${channel} (lag ${h.lag ?? '?'}, oldest waiting ${Math.round(waited / 1000)} s)`,
+        )
+    }
+  }
+  return {
+    name: 'stalled',
+    status: stalled.length > 0 ? 'warn' : 'pass',
+    detail:
+      stalled.length > 0
+        ? `no live agent serves ${stalled.join(', ')}: start raptor agent with that handler`
+        : `every backlog is being served (waiting limit ${Math.round(maxWaitMs / 1000)} s)`,
+  }
 }
 
 /** The `dlq` and `lag` threshold checks, from a metrics snapshot. */

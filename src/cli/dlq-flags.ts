@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 
-import {DLQ_REASONS, type DlqReason} from '../bus/channels.js'
+import {DLQ_REASONS, assertChannelPattern, type DlqReason} from '../bus/channels.js'
 import type {DlqFilter} from '../bus/dlq.js'
 
 /** The filter flags shared by `dlq list`, `dlq requeue` and `dlq purge`. */
@@ -28,8 +28,9 @@ export interface DlqFilterFlagValues {
   id?: string[]
 }
 
-/** The library filter from the parsed flags. */
+/** The library filter from the parsed flags; an invalid `--channel` glob is refused (exit 2). */
 export function dlqFilter(flags: DlqFilterFlagValues): DlqFilter {
+  flags.channel?.forEach(assertChannelPattern)
   return {
     reasons: flags.reason,
     channels: flags.channel,

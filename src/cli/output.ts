@@ -1,7 +1,6 @@
 import chalk, {Chalk, type ChalkInstance} from 'chalk'
-import Table from 'cli-table3'
 
-import type {RaptorEvent} from '../bus/events.js'
+import {renderTable, type Column} from './table.js'
 
 /** True when stdout is a terminal: colour, tables and progress are for people only. */
 export function isTty(stream: NodeJS.WriteStream = process.stdout): boolean {
@@ -14,54 +13,42 @@ export function palette(stream: NodeJS.WriteStream = process.stdout): ChalkInsta
   return off ? new Chalk({level: 0}) : chalk
 }
 
-/** Terminal width, or a wide default when not on a terminal. */
+/** Terminal width (80 when a terminal does not say), or a wide default when not on a terminal. */
 export function width(stream: NodeJS.WriteStream = process.stdout): number {
-  return stream.columns && stream.columns > 20 ? stream.columns : 160
+  if (!stream.isTTY) return 160
+  return stream.columns && stream.columns > 0 ? stream.columns : 80
 }
 
-/** Cuts text to a width, marking the cut with an ellipsis. */
-export function cut(text: string, max: number): string {
-  if (max <= 1) return ''
-  return text.length > max ? text.slice(0, max - 1) + '…' : text
+/** How long ago, in the largest whole unit: `45s`, `12min`, `3h`, `2d` (never `m`: minute or month?). */
+export function formatAge(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000))
+  if (s < 120) return `${s}s`
+  if (s < 7200) return `${Math.floor(s / 60)}min`
+  if (s < 48 * 3600) return `${Math.floor(s / 3600)}h`
+  return `${Math.floor(s / 86400)}d`
 }
 
-const PRIORITY_COLOURS = {
-  low: 'gray',
-  normal: 'white',
-  high: 'yellow',
-  critical: 'red',
-} as const
-
-/** One readable line for an event: time, priority, channel, type, source, payload cut to the width. */
-export function eventLine(event: RaptorEvent, c: ChalkInstance = palette(), columns = width()): string {
-  const time = event.time.slice(11, 23)
-  const priority = event.priority.padEnd(8)
-  const head = `${time} ${priority} ${event.channel} ${event.type} ${event.source} `
-  const payload = JSON.stringify(event.data)
-  const body = cut(payload, Math.max(10, columns - head.length))
-  return (
-    `${c.dim(time)} ${c[PRIORITY_COLOURS[event.priority]](priority)} ${c.cyan(event.channel)} ` +
-    `${c.bold(event.type)} ${c.magenta(event.source)} ${body}`
-  )
+/** `1 event`, `2 events`; `1 entry`, `2 entries` with the plural given. */
+export function plural(
+  n: number,
+  one: string,
+  many = one.endsWith('y') ? one.slice(0, -1) + 'ies' : one + 's',
+): string {
+  return `${n} ${n === 1 ? one : many}`
 }
 
-/** A table for a TTY, or plain aligned columns otherwise. */
-export function table(head: string[], rows: (string | number)[][], c: ChalkInstance = palette()): string {
-  if (!isTty()) {
-    const all = [head, ...rows.map((r) => r.map(String))]
-    const widths = head.map((_, i) => Math.max(...all.map((r) => String(r[i] ?? '').length)))
-    return all
-      .map((r) =>
-        r
-          .map((cell, i) => String(cell).padEnd(widths[i]))
-          .join('  ')
-          .trimEnd(),
-      )
-      .join('\n')
-  }
-  const t = new Table({head: head.map((h) => c.bold(h)), style: {head: [], border: []}})
-  t.push(...rows.map((r) => r.map(String)))
-  return t.toString()
+/**
+ * A compact table (see `renderTable`): on a terminal it fits the width, off one nothing is cut.
+ * Columns are header strings or full column specs.
+ */
+export function table(
+  head: (string | Column)[],
+  rows: (string | number | null | undefined)[][],
+  c: ChalkInstance = palette(),
+  stream: NodeJS.WriteStream = process.stdout,
+): string {
+  const columns = head.map((h) => (typeof h === 'string' ? {header: h} : h))
+  return renderTable(columns, rows, {width: isTty(stream) ? width(stream) : undefined, bold: c.bold})
 }
 
 /** Writes one NDJSON line to stdout. */

@@ -3,11 +3,14 @@ import {Flags} from '@oclif/core'
 import type {HealthOptions, HealthReport} from '../bus/health.js'
 import {BaseCommand} from '../cli/base-command.js'
 import {ExitCode} from '../cli/exit-codes.js'
-import {palette, table} from '../cli/output.js'
+import {durationFlag} from '../cli/flags.js'
+import {palette, plural, table} from '../cli/output.js'
 
 export default class Health extends BaseCommand<typeof Health> {
   static override summary = 'Check Redis and the live agents.'
   static override description = `Measures Redis (reachability, version, latency, clients, memory) and reads the agents' heartbeats. The report's status is healthy when every check passes, degraded when one warns, unhealthy when one fails.
+
+Checked by default: latency, stale agents, and stalled handlers — a consumer group with a backlog whose oldest undelivered event has waited longer than --max-wait (60s) while no live agent runs that handler. --max-dlq and --max-lag add thresholds.
 
 Exit codes: 0 healthy, 1 degraded or unhealthy, 69 Redis unreachable.`
 
@@ -28,6 +31,11 @@ Exit codes: 0 healthy, 1 degraded or unhealthy, 69 Redis unreachable.`
     'max-dlq': Flags.integer({
       summary: 'Dead letters (all reasons) above which the bus is degraded.',
       min: 0,
+    }),
+    'max-wait': durationFlag({
+      summary:
+        'How long the oldest undelivered event of a handler no live agent serves may wait (stalled → degraded).',
+      default: 60_000,
     }),
     'max-lag': Flags.integer({
       summary: 'Consumer-group lag (events not yet read by a handler) above which the bus is degraded.',
@@ -57,6 +65,7 @@ Exit codes: 0 healthy, 1 degraded or unhealthy, 69 Redis unreachable.`
       maxLatencyMs: this.flags['max-latency'],
       maxDlq: this.flags['max-dlq'],
       maxLag: this.flags['max-lag'],
+      maxWaitMs: this.flags['max-wait'],
     }
   }
 
@@ -66,7 +75,7 @@ Exit codes: 0 healthy, 1 degraded or unhealthy, 69 Redis unreachable.`
     const mark = {pass: c.green('pass'), warn: c.yellow('warn'), fail: c.red('fail')}
     this.log(`status: ${colour(report.status)}`)
     this.log(
-      `redis ${report.redisVersion}, latency ${report.latencyMs} ms, ${report.connectedClients} clients, ` +
+      `redis ${report.redisVersion}, latency ${report.latencyMs} ms, ${plural(report.connectedClients, 'client')}, ` +
         `memory ${report.usedMemoryHuman}${report.maxMemoryBytes > 0 ? ` of ${report.maxMemoryBytes} bytes` : ''}, ` +
         `up ${report.uptimeSeconds} s`,
     )

@@ -4,11 +4,14 @@ import {DLQ_REASONS} from '../bus/channels.js'
 import {formatDuration} from '../bus/durations.js'
 import {toPrometheus, type BusMetrics, type ChannelMetrics} from '../bus/metrics.js'
 import {BaseCommand} from '../cli/base-command.js'
+import {assertKnownChannel} from '../cli/channels.js'
 import {ExitCode} from '../cli/exit-codes.js'
-import {isTty, palette, table} from '../cli/output.js'
+import {isTty, palette, width} from '../cli/output.js'
+import {flow, renderTable, type Column} from '../cli/table.js'
 import {onInterrupt} from '../cli/progress.js'
 
-const FORMATS = ['table', 'json', 'prometheus'] as const
+const FORMATS = ['table', 'wide', 'json', 'yaml', 'prometheus'] as const
+type Format = (typeof FORMATS)[number]
 /** Seconds between redraws when --watch is given without a value. */
 const DEFAULT_WATCH = 2
 
@@ -27,7 +30,12 @@ export default class Metrics extends BaseCommand<typeof Metrics> {
 
   static override flags = {
     channel: Flags.string({char: 'c', summary: 'Only this channel.'}),
-    format: Flags.option({options: FORMATS, summary: 'Output format.', default: 'table' as const})(),
+    format: Flags.option({
+      char: 'o',
+      options: FORMATS,
+      summary: 'Output: table (fits the terminal), wide (every column), json, yaml, prometheus.',
+      default: 'table' as Format,
+    })(),
     watch: Flags.integer({
       summary: `Redraw every SECONDS (default ${DEFAULT_WATCH}) until interrupted.`,
       helpValue: '[SECONDS]',
@@ -47,6 +55,7 @@ export default class Metrics extends BaseCommand<typeof Metrics> {
     const {flags} = this
     const format = this.jsonEnabled() ? 'json' : flags.format
     const bus = await this.bus()
+    if (flags.channel !== undefined) await assertKnownChannel(bus, flags.channel)
     const read = () => (flags.channel ? bus.channelMetrics(flags.channel) : bus.metrics())
     if (flags.watch === undefined) {
       const m = await read()
@@ -57,106 +66,161 @@ export default class Metrics extends BaseCommand<typeof Metrics> {
       return undefined
     }
     const interrupt = onInterrupt()
+    // On a terminal: the alternate screen (as top and watch do), redrawn in place, so nothing scrolls
+    // and nothing is left in the scrollback; the screen is restored on exit.
     const redraw = isTty() && format !== 'json'
+    if (redraw) process.stdout.write(ALT_SCREEN_ON)
     try {
       while (!interrupt.signal.aborted) {
         const m = await read()
         const text = format === 'json' ? JSON.stringify(m) : await this.render(m, format)
-        if (redraw) process.stdout.write('\x1b[H\x1b[2J' + text + '\n')
-        else process.stdout.write(text + '\n')
+        if (redraw) process.stdout.write(frame(text))
+        else process.stdout.write(text + (format === 'yaml' ? '\n---\n' : '\n'))
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, flags.watch! * 1000)
           interrupt.signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), {once: true})
         })
       }
     } finally {
+      if (redraw) process.stdout.write(ALT_SCREEN_OFF)
       interrupt.dispose()
     }
     return this.exit(ExitCode.INTERRUPTED)
   }
 
-  private async render(m: BusMetrics | ChannelMetrics, format: 'table' | 'prometheus'): Promise<string> {
+  private async render(m: BusMetrics | ChannelMetrics, format: Exclude<Format, 'json'>): Promise<string> {
     if (format === 'prometheus') return toPrometheus('global' in m ? m : {channels: [m]})
+    if (format === 'yaml') return (await import('yaml')).stringify(m).trimEnd()
     const c = palette()
+    const wide = format === 'wide'
+    // Wide shows every column and cuts nothing; the default fits the terminal.
+    const fit = wide || !isTty() ? undefined : width()
     const channels = 'global' in m ? m.channels : [m]
     const out: string[] = []
     if ('global' in m) {
       const g = m.global
+      const reasons = DLQ_REASONS.filter((r) => g.dlqDepth[r] > 0).map((r) => `${r} ${g.dlqDepth[r]}`)
       out.push(
-        c.bold(`raptor metrics (prefix ${m.prefix}, ${m.time})`),
-        `published ${g.counters.published}  delivered ${g.counters.delivered}  acked ${g.counters.acked}  ` +
-          `failed ${g.counters.failed}  retried ${g.counters.retried}  deadLettered ${g.counters.deadLettered}  ` +
-          `requeued ${g.counters.requeued}  liveDelivered ${g.counters.liveDelivered}`,
-        `streams ${g.streamLength} entries  lag ${g.lag}  pending ${g.pending}  ` +
-          `DLQ ${g.dlqTotal} (${DLQ_REASONS.map((r) => `${r} ${g.dlqDepth[r]}`).join(', ')})`,
-        `subscribers ${m.subscribers}  agents ${m.agents.live} live, ${m.agents.stale} stale`,
+        c.bold(`raptor metrics · prefix ${m.prefix} · ${m.time}`),
+        flow(
+          [
+            `published ${g.counters.published}`,
+            `delivered ${g.counters.delivered}`,
+            `acked ${g.counters.acked}`,
+            `failed ${g.counters.failed}`,
+            `retried ${g.counters.retried}`,
+            `dead-lettered ${g.counters.deadLettered}`,
+            `requeued ${g.counters.requeued}`,
+            `duplicates ${g.counters.duplicates}`,
+            `live-delivered ${g.counters.liveDelivered}`,
+          ],
+          fit,
+        ),
+        flow(
+          [
+            `stream entries ${g.streamLength}`,
+            `lag ${g.lag}`,
+            `pending ${g.pending}`,
+            `DLQ ${g.dlqTotal}${reasons.length > 0 ? ` (${reasons.join(', ')})` : ''}`,
+            `subscribers ${m.subscribers}`,
+            `agents ${m.agents.live} live, ${m.agents.stale} stale`,
+          ],
+          fit,
+        ),
         '',
       )
     }
+    const only = (cols: Column[]) => cols.filter((col) => wide || !WIDE_ONLY.has(col.header))
+    const channelCols = only([
+      {header: 'CHANNEL', priority: 9},
+      {header: 'RETENTION', priority: 2},
+      {header: 'LENGTH', priority: 3},
+      {header: 'PUBLISHED', priority: 6},
+      {header: 'DELIVERED', priority: 4},
+      {header: 'ACKED', priority: 5},
+      {header: 'FAILED', priority: 5},
+      {header: 'RETRIED'},
+      {header: 'DEAD'},
+      {header: 'REQUEUED'},
+      {header: 'LIVE'},
+      {header: 'DLQ', priority: 6},
+    ])
+    const channelRow = (ch: ChannelMetrics): Record<string, string | number> => ({
+      CHANNEL: ch.channel,
+      RETENTION: ch.retentionMs === null ? '-' : formatDuration(ch.retentionMs),
+      LENGTH: ch.streamLength,
+      PUBLISHED: ch.counters.published,
+      DELIVERED: ch.counters.delivered,
+      ACKED: ch.counters.acked,
+      FAILED: ch.counters.failed,
+      RETRIED: ch.counters.retried,
+      DEAD: ch.counters.deadLettered,
+      REQUEUED: ch.counters.requeued,
+      LIVE: ch.counters.liveDelivered,
+      DLQ: DLQ_REASONS.reduce((n, r) => n + ch.dlqDepth[r], 0),
+    })
     out.push(
-      table(
-        [
-          'CHANNEL',
-          'RETENTION',
-          'LENGTH',
-          'PUBLISHED',
-          'DELIVERED',
-          'ACKED',
-          'FAILED',
-          'RETRIED',
-          'DEAD',
-          'REQUEUED',
-          'DLQ',
-        ],
-        channels.map((ch) => [
-          ch.channel,
-          ch.retentionMs === null ? '-' : formatDuration(ch.retentionMs),
-          ch.streamLength,
-          ch.counters.published,
-          ch.counters.delivered,
-          ch.counters.acked,
-          ch.counters.failed,
-          ch.counters.retried,
-          ch.counters.deadLettered,
-          ch.counters.requeued,
-          DLQ_REASONS.reduce((n, r) => n + ch.dlqDepth[r], 0),
-        ]),
-        c,
+      renderTable(
+        channelCols,
+        channels.map((ch) => pick(channelRow(ch), channelCols)),
+        {width: fit, bold: c.bold},
       ),
     )
     const handlers = channels.flatMap((ch) => ch.handlers.map((h) => ({ch: ch.channel, h})))
     if (handlers.length > 0) {
+      const handlerCols = only([
+        {header: 'HANDLER', priority: 9},
+        {header: 'CHANNEL', priority: 8},
+        {header: 'LAG', priority: 7},
+        {header: 'PENDING', priority: 7},
+        {header: 'CONSUMERS', priority: 3},
+        {header: 'DELIVERED'},
+        {header: 'ACKED', priority: 5},
+        {header: 'FAILED', priority: 5},
+        {header: 'DEAD', priority: 4},
+        {header: 'REQUEUED'},
+      ])
       out.push(
         '',
-        table(
-          [
-            'HANDLER',
-            'CHANNEL',
-            'LAG',
-            'PENDING',
-            'CONSUMERS',
-            'DELIVERED',
-            'ACKED',
-            'FAILED',
-            'DEAD',
-            'REQUEUED',
-          ],
-          handlers.map(({ch, h}) => [
-            h.handler,
-            ch,
-            h.lag ?? '?',
-            h.pending,
-            h.consumers,
-            h.counters.delivered,
-            h.counters.acked,
-            h.counters.failed,
-            h.counters.deadLettered,
-            h.counters.requeued,
-          ]),
-          c,
+        renderTable(
+          handlerCols,
+          handlers.map(({ch, h}) =>
+            pick(
+              {
+                HANDLER: h.handler,
+                CHANNEL: ch,
+                LAG: h.lag ?? '?',
+                PENDING: h.pending,
+                CONSUMERS: h.consumers,
+                DELIVERED: h.counters.delivered,
+                ACKED: h.counters.acked,
+                FAILED: h.counters.failed,
+                DEAD: h.counters.deadLettered,
+                REQUEUED: h.counters.requeued,
+              },
+              handlerCols,
+            ),
+          ),
+          {width: fit, bold: c.bold},
         ),
       )
     }
     return out.join('\n')
   }
+}
+
+/** Switch to the alternate screen and hide the cursor; and back. */
+const ALT_SCREEN_ON = '\x1b[?1049h\x1b[?25l'
+const ALT_SCREEN_OFF = '\x1b[?25h\x1b[?1049l'
+
+/** One redraw: home, each line cleared to its end, everything below cleared. */
+function frame(text: string): string {
+  return '\x1b[H' + text.split('\n').join('\x1b[K\n') + '\x1b[K\n\x1b[J'
+}
+
+/** Columns shown only with `--format wide` (the default fits 80 columns with channel names whole). */
+const WIDE_ONLY = new Set(['RETRIED', 'DEAD', 'REQUEUED', 'LIVE', 'DELIVERED'])
+
+function pick(row: Record<string, string | number>, columns: readonly Column[]): (string | number)[] {
+  return columns.map((col) => row[col.header])
 }

@@ -1,8 +1,10 @@
 import {Flags} from '@oclif/core'
 
-import {InvalidInputError} from '../bus/errors.js'
+import {assertChannelName} from '../bus/channels.js'
+import {InvalidInputError, RoutingError} from '../bus/errors.js'
 import {PRIORITIES, type Priority, type PublishInput} from '../bus/envelope.js'
 import {BaseCommand} from '../cli/base-command.js'
+import {knownChannels} from '../cli/channels.js'
 import {asPayload, parseNdjson, parsePayload, readArgText} from '../cli/input.js'
 
 export interface PublishResult {
@@ -12,7 +14,7 @@ export interface PublishResult {
 
 export default class Publish extends BaseCommand<typeof Publish> {
   static override summary = 'Publish events to a channel.'
-  static override description = `Validates each event (envelope, payload schema, size, channel) and writes it with one Lua script: history, get-by-id index, counters and live fan-out. Nothing is written when any event is invalid. An unknown channel parks the event in DLQ routing_error and exits 2.
+  static override description = `Validates each event (envelope, payload schema, size, channel) and writes it with one Lua script: history, get-by-id index, counters and live fan-out. Nothing is written when any event is invalid. An unknown channel exits 2: typed on a terminal, nothing is written (a typo); from a script or a pipe (stdin not a terminal) the event is parked in DLQ routing_error as evidence, as the library does.
 
 Bulk: --ndjson FILE (or - for stdin) publishes one event per line, pipelined. A line is either a payload object (with --channel and --type) or {"channel","type","payload","priority","source","correlationId"}.`
 
@@ -52,6 +54,17 @@ Bulk: --ndjson FILE (or - for stdin) publishes one event per line, pipelined. A 
     const {flags} = this
     const inputs = flags.ndjson === undefined ? await this.single() : await this.bulk(flags.ndjson)
     const bus = await this.bus()
+    // A person at a terminal who mistypes a channel made a typo, not a routing error: exit 2 and
+    // park nothing. Scripts and pipes (stdin not a terminal) keep the library's contract: the event
+    // is parked in DLQ routing_error as evidence of a misrouted event.
+    if (process.stdin.isTTY) {
+      const unknown = inputs.find((i) => !bus.topology.resolve(i.channel))
+      if (unknown) {
+        assertChannelName(unknown.channel)
+        const known = await knownChannels(bus)
+        throw new RoutingError(unknown.channel, bus.topology.nearest(unknown.channel, known), false)
+      }
+    }
     const ids = inputs.length === 1 ? [await bus.publish(inputs[0])] : await bus.publishMany(inputs)
     for (const id of ids) this.log(id)
     const channels = new Set(inputs.map((i) => i.channel))

@@ -6,7 +6,9 @@ import type {ReplayToResult} from '../bus/replay.js'
 import type {PluginReplayResult} from '../agent/replay-run.js'
 import {BaseCommand} from '../cli/base-command.js'
 import {ExitCode} from '../cli/exit-codes.js'
-import {eventLine, palette} from '../cli/output.js'
+import {InvalidInputError} from '../bus/errors.js'
+import {isTty, palette, plural, width} from '../cli/output.js'
+import {recordFlags, recordPrinter} from '../cli/records.js'
 import {LineWriter, onInterrupt, progressBar} from '../cli/progress.js'
 import {parseRate, parseTimePoint, resolveTimePoint} from '../cli/times.js'
 
@@ -44,11 +46,11 @@ Times (--from, --until) are RFC 3339, epoch ms, or a duration meaning that long 
       dependsOn: ['to-channel'],
     }),
     plugin: Flags.string({
-      char: 'p',
       summary: 'Run the handlers of this plugin over the history instead of printing it (repeatable).',
       multiple: true,
       exclusive: ['to-channel'],
     }),
+    ...recordFlags,
   }
 
   async run(): Promise<ReplayToResult | PluginReplayResult | undefined> {
@@ -67,6 +69,13 @@ Times (--from, --until) are RFC 3339, epoch ms, or a duration meaning that long 
       until: until && resolveTimePoint(until, now),
       types: flags.type,
       limit: flags.limit,
+    }
+    const start = window.since !== undefined ? now - window.since : window.from
+    if (start !== undefined && window.until !== undefined && window.until < start) {
+      throw new InvalidInputError(
+        `the window ends before it starts (${new Date(window.until).toISOString()} < ${new Date(start).toISOString()}): ` +
+          'give --until a later time than --since/--from (--since 2h --until 1h is the hour before last)',
+      )
     }
     const known = bus.topology.retentionMs(channel) !== undefined
     if (!known) this.note(`replay: warning: '${channel}' is not in the topology; it has no history here`)
@@ -102,27 +111,30 @@ Times (--from, --until) are RFC 3339, epoch ms, or a duration meaning that long 
         })
         bar.stop()
         if (interrupt.signal.aborted) {
-          this.note(`replay: interrupted after re-publishing ${result.republished} events`)
+          this.note(`replay: interrupted after re-publishing ${plural(result.republished, 'event')}`)
           return this.exit(ExitCode.INTERRUPTED)
         }
-        this.log(`re-published ${result.republished} events from ${channel} onto ${toChannel}`)
+        this.log(`re-published ${plural(result.republished, 'event')} from ${channel} onto ${toChannel}`)
         return result
       }
-      const json = this.jsonEnabled()
+      const printer = await recordPrinter(flags, this.jsonEnabled(), {
+        c: palette(),
+        tty: isTty(),
+        columns: width(),
+      })
       const writer = new LineWriter()
-      const c = palette()
       const showBar = Boolean(process.stderr.isTTY) && !process.stdout.isTTY && total > LONG
       const bar = progressBar(total, `replay ${channel}`, showBar)
       let count = 0
       for await (const event of bus.replay(channel, window)) {
         if (interrupt.signal.aborted) break
-        await writer.line(json ? JSON.stringify(event) : eventLine(event, c))
+        await writer.line(printer.print(event))
         if (++count % 500 === 0) bar.update(count)
       }
       await writer.flush()
       bar.stop()
       if (interrupt.signal.aborted) return this.exit(ExitCode.INTERRUPTED)
-      if (!json) this.note(`replay: ${count} event${count === 1 ? '' : 's'}`)
+      if (printer.mode !== 'json') this.note(`replay: ${plural(count, 'event')}`)
       return undefined
     } finally {
       interrupt.dispose()
@@ -161,7 +173,7 @@ Times (--from, --until) are RFC 3339, epoch ms, or a duration meaning that long 
     bar.stop()
     if (signal.aborted) return this.exit(ExitCode.INTERRUPTED) as never
     this.log(
-      `replayed ${result.replayed} events through ${handlers.map((h) => h.name).join(', ')}: ${result.succeeded} succeeded, ${result.failed} failed`,
+      `replayed ${plural(result.replayed, 'event')} through ${handlers.map((h) => h.name).join(', ')}: ${result.succeeded} succeeded, ${result.failed} failed`,
     )
     for (const f of result.failures) this.note(`replay: ${f.handler} failed on ${f.eventId}: ${f.error}`)
     if (result.failed > 0) process.exitCode = result.succeeded > 0 ? ExitCode.PARTIAL : ExitCode.FAILED

@@ -5,7 +5,9 @@ import {PRIORITIES, type RaptorEvent} from '../bus/events.js'
 import {BaseCommand} from '../cli/base-command.js'
 import {ExitCode} from '../cli/exit-codes.js'
 import {durationFlag} from '../cli/flags.js'
-import {eventLine, writeJsonLine} from '../cli/output.js'
+import {unmatchedPatterns} from '../cli/channels.js'
+import {isTty, palette, width, writeJsonLine} from '../cli/output.js'
+import {recordFlags, recordPrinter} from '../cli/records.js'
 
 /** Why tail stopped. */
 type Ending = 'count' | 'timeout' | 'signal' | 'closed'
@@ -56,6 +58,7 @@ Patterns are channel globs: * matches one dot-separated segment, ** any number (
     timeout: durationFlag({
       summary: 'Exit after DUR from start: 0, or 1 when --count was given and not reached.',
     }),
+    ...recordFlags,
   }
 
   /** NDJSON: even an error document is one line, so that a reader parsing line by line never breaks. */
@@ -67,7 +70,11 @@ Patterns are channel globs: * matches one dot-separated segment, ** any number (
   async run(): Promise<void> {
     const {flags} = this
     const patterns = this.argList.length > 0 ? this.argList : ['**']
-    const json = this.jsonEnabled()
+    const printer = await recordPrinter(flags, this.jsonEnabled(), {
+      c: palette(),
+      tty: isTty(),
+      columns: width(),
+    })
     const types = flags.type ? new Set(flags.type) : undefined
     const sources = flags.source ? new Set(flags.source) : undefined
     const priorities = flags.priority ? new Set<string>(flags.priority) : undefined
@@ -101,8 +108,7 @@ Patterns are channel globs: * matches one dot-separated segment, ** any number (
         (event) => {
           if (done || !accept(event)) return
           printed++
-          if (json) writeJsonLine(event)
-          else this.log(eventLine(event))
+          process.stdout.write(printer.print(event) + '\n')
           if (flags.count !== undefined && printed >= flags.count) end('count')
         },
         {since: flags.since},
@@ -111,7 +117,15 @@ Patterns are channel globs: * matches one dot-separated segment, ** any number (
       // mid-backfill) holds up the subscription; its late outcome no longer matters then.
       subscribing.catch(() => {})
       const subscription = await Promise.race([subscribing, ended.then(() => undefined)])
-      if (subscription) this.note(`tail: listening on ${patterns.join(' ')}`)
+      if (subscription) {
+        this.note(`tail: listening on ${patterns.join(' ')}`)
+        for (const {pattern, suggestion} of await unmatchedPatterns(bus, patterns))
+          this.note(
+            `tail: warning: '${pattern}' matches no known channel` +
+              (suggestion ? ` (did you mean '${suggestion}'?)` : '') +
+              '; listening for it anyway',
+          )
+      }
       const why = await ended
       await subscription?.unsubscribe()
       if (why === 'signal') this.exit(ExitCode.INTERRUPTED)

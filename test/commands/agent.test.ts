@@ -275,18 +275,18 @@ describe('raptor agent test', () => {
   })
 
   it('exits 0 when the handler succeeds, and names the error when it throws', async () => {
-    const ok = await runCli(['agent', 'test', '-p', WORKER, '--event', '-'], {
+    const ok = await runCli(['agent', 'test', '--plugin', WORKER, '--event', '-'], {
       input: JSON.stringify({channel: JOBS, type: 'job', payload: {n: 7}}),
     })
     expect(ok.code).toBe(0)
     expect(ok.stdout).toContain('worker ✔ succeeded')
     expect(ok.stdout).toContain('published done on sys.alert.warning')
-    const boom = await runCli(['agent', 'test', '-p', WORKER, '--event', '-'], {
+    const boom = await runCli(['agent', 'test', '--plugin', WORKER, '--event', '-'], {
       input: JSON.stringify({channel: JOBS, type: 'boom'}),
     })
     expect(boom.code).toBe(1)
     expect(boom.stdout).toContain('threw: boom on purpose')
-    const bad = await runCli(['agent', 'test', '-p', WORKER, '--event', '-'], {input: '{nope'})
+    const bad = await runCli(['agent', 'test', '--plugin', WORKER, '--event', '-'], {input: '{nope'})
     expect(bad.code).toBe(2)
     expect(bad.stderr).toContain('malformed JSON')
   })

@@ -42,7 +42,7 @@ describe('raptor channels', () => {
       length: 0,
       lastEventAt: null,
     })
-    expect(byName['sys.global.heartbeat']).toMatchObject({retention: '1m'})
+    expect(byName['sys.global.heartbeat']).toMatchObject({retention: '1min'})
     expect(byName['app.orders.eu']).toMatchObject({retention: '2h', length: 1})
     expect(byName['app.orders.*']).toMatchObject({pattern: true, retention: '2h'})
     expect(byName['app.audit']).toMatchObject({retention: '30d', length: 0})

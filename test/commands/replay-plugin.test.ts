@@ -37,7 +37,7 @@ describe('raptor replay --plugin', () => {
     const partial = await runCli([
       'replay',
       'sys.state.update',
-      '-p',
+      '--plugin',
       WORKER,
       '--redis-url',
       redisUrl(),
@@ -53,7 +53,7 @@ describe('raptor replay --plugin', () => {
     const result = await runCli([
       'replay',
       'sys.state.update',
-      '-p',
+      '--plugin',
       WORKER,
       '--to-channel',
       'sys.alert.warning',

@@ -9,16 +9,15 @@ export default class AgentCommand extends BaseCommand<typeof AgentCommand> {
   static override summary = 'Host handler plugins: consume their channels durably until stopped.'
   static override description = `Loads each plugin (an ES module whose default export is a handler definition or an array of them) and runs one durable consumer per handler: at-least-once, retries with backoff, timeouts, dead-lettering, and reclaim of events held by crashed agents. Publishes a heartbeat on sys.global.heartbeat. On SIGTERM/SIGINT it stops taking work, lets in-flight handlers finish within --grace and acks them, then exits 0; a second signal exits at once (130) and un-acked events are reclaimed by another agent.
 
-Logs are readable lines on stderr, or NDJSON on stdout with --json.`
+Logs are readable lines on stderr (fields in logfmt: key=value, quoted when needed), or NDJSON on stdout with --json; --log-level warn keeps only retries, failures and problems (no line per handled event).`
 
   static override examples = [
-    '<%= config.bin %> <%= command.id %> --plugin ./handlers/research-monitor.js',
+    '<%= config.bin %> <%= command.id %> --plugin examples/plugins/research-monitor.js',
     '<%= config.bin %> <%= command.id %> --plugin a.js --plugin b.js --id worker-1 --concurrency 8 --metrics-port 9464',
   ]
 
   static override flags = {
     plugin: Flags.string({
-      char: 'p',
       summary: 'Handler plugin file (ES module); repeatable.',
       multiple: true,
       required: true,
@@ -41,6 +40,12 @@ Logs are readable lines on stderr, or NDJSON on stdout with --json.`
       summary: 'How long in-flight handlers may finish after SIGTERM/SIGINT.',
       default: '30s',
     }),
+    'log-level': Flags.option({
+      options: ['debug', 'info', 'warn', 'error'] as const,
+      summary: 'Write log lines of this level and above (warn: only retries, failures and problems).',
+      default: 'info' as const,
+      env: 'RAPTOR_LOG_LEVEL',
+    })(),
     'reclaim-after': Flags.string({
       summary: 'Events held this long by a silent (dead) consumer are reclaimed.',
       default: '20s',
@@ -58,7 +63,7 @@ Logs are readable lines on stderr, or NDJSON on stdout with --json.`
       import('../../agent/log.js'),
     ])
     const handlers = await loadPlugins(flags.plugin)
-    const log = createLog(this.jsonEnabled(), palette(process.stderr))
+    const log = createLog(this.jsonEnabled(), palette(process.stderr), flags['log-level'])
     const bus = await this.bus({reconnect: true})
     const agent = new Agent(bus, handlers, {
       id: flags.id,

@@ -24,7 +24,7 @@ The event file holds a full envelope, or a short form {"channel","type","payload
   ]
 
   static override flags = {
-    plugin: Flags.string({char: 'p', summary: 'Handler plugin file (ES module).', required: true}),
+    plugin: Flags.string({summary: 'Handler plugin file (ES module).', required: true}),
     event: Flags.string({char: 'e', summary: 'Event JSON file (- for stdin).', required: true}),
     handler: Flags.string({summary: 'Only this handler of the plugin.'}),
   }

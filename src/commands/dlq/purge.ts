@@ -2,10 +2,11 @@ import {Flags} from '@oclif/core'
 
 import {parseDuration} from '../../bus/durations.js'
 import type {PurgeResult} from '../../bus/dlq.js'
-import {InvalidInputError} from '../../bus/errors.js'
+import {InvalidInputError, NotFoundError} from '../../bus/errors.js'
 import {BaseCommand} from '../../cli/base-command.js'
 import {dlqFilter, dlqFilterFlags} from '../../cli/dlq-flags.js'
 import {ExitCode} from '../../cli/exit-codes.js'
+import {plural} from '../../cli/output.js'
 
 export default class DlqPurge extends BaseCommand<typeof DlqPurge> {
   static override summary = 'Delete dead-lettered events for good.'
@@ -41,14 +42,18 @@ export default class DlqPurge extends BaseCommand<typeof DlqPurge> {
     // Pinning the window's end makes the confirmed count an upper bound of what gets deleted.
     const filter = {...dlqFilter(flags), before: now + 1 - (olderThan ?? 0)}
     const {purged: count} = await bus.dlq.purge({...filter, dryRun: true})
+    if (count === 0 && flags.id)
+      throw new NotFoundError(
+        `no dead letter matches --id ${flags.id.join(', ')}: raptor dlq list shows the ids`,
+      )
     if (flags['dry-run'] || count === 0) {
-      this.log(`${flags['dry-run'] ? 'would purge' : 'purged'} ${count} entr${count === 1 ? 'y' : 'ies'}`)
+      this.log(`${flags['dry-run'] ? 'would purge' : 'purged'} ${plural(count, 'entry')}`)
       return {purged: flags['dry-run'] ? count : 0, dryRun: flags['dry-run']}
     }
     if (!flags.yes) {
       const {confirm} = await import('@inquirer/prompts')
       const ok = await confirm(
-        {message: `Delete ${count} dead letter${count === 1 ? '' : 's'} for good?`, default: false},
+        {message: `Delete ${plural(count, 'dead letter')} for good?`, default: false},
         {output: process.stderr},
       ).catch((error: Error) => {
         if (error.name === 'ExitPromptError') return this.exit(ExitCode.INTERRUPTED)
@@ -60,7 +65,7 @@ export default class DlqPurge extends BaseCommand<typeof DlqPurge> {
       }
     }
     const result = await bus.dlq.purge(filter)
-    this.log(`purged ${result.purged} entr${result.purged === 1 ? 'y' : 'ies'}`)
+    this.log(`purged ${plural(result.purged, 'entry')}`)
     return result
   }
 }

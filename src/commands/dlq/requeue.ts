@@ -1,9 +1,11 @@
 import {Flags} from '@oclif/core'
 
 import type {RequeueResult, SkippedEntry} from '../../bus/dlq.js'
+import {NotFoundError} from '../../bus/errors.js'
 import {BaseCommand} from '../../cli/base-command.js'
 import {dlqFilter, dlqFilterFlags} from '../../cli/dlq-flags.js'
 import {ExitCode} from '../../cli/exit-codes.js'
+import {plural} from '../../cli/output.js'
 import {progressBar} from '../../cli/progress.js'
 
 export interface DlqRequeueResult extends Omit<RequeueResult, 'skipped'> {
@@ -16,7 +18,7 @@ export default class DlqRequeue extends BaseCommand<typeof DlqRequeue> {
   static override summary = 'Redeliver dead-lettered events.'
   static override description = `Each entry goes back to the handler that failed it, and only to that handler (the handlers that succeeded do not see it again), keeping its event id: it moves to the handler's requeue stream. Entries with no handler (routing_error) are published onto their original channel once it is in the topology (add it to the config file), and are skipped and reported otherwise. --to-channel instead publishes every entry anew (new event id) onto that channel.
 
-Atomic in batches: an interrupted requeue neither loses nor duplicates an entry; run it again to finish. Exits 3 when some entries were skipped.`
+Atomic in batches: an interrupted requeue neither loses nor duplicates an entry; run it again to finish. Exits 3 when some entries were skipped, 1 when --id matches nothing. With no filter at all it asks first on a terminal (--yes skips the question).`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %> --reason max_retries_exceeded --handler research_monitor --dry-run',
@@ -35,6 +37,10 @@ Atomic in batches: an interrupted requeue neither loses nor duplicates an entry;
       summary: 'Publish each entry anew (new event id) onto this channel instead.',
     }),
     'dry-run': Flags.boolean({summary: 'Change nothing; show what would move.'}),
+    yes: Flags.boolean({
+      char: 'y',
+      summary: 'Do not ask before requeueing every dead letter (no filter given).',
+    }),
     'batch-size': Flags.integer({
       summary: 'Entries moved per atomic Lua call.',
       default: 500,
@@ -46,7 +52,17 @@ Atomic in batches: an interrupted requeue neither loses nor duplicates an entry;
 
   async run(): Promise<DlqRequeueResult> {
     const {flags} = this
+    const filter = dlqFilter(flags)
     const bus = await this.bus()
+    const unfiltered = !flags.reason && !flags.channel && !flags.handler && !flags.id && !flags.limit
+    if (unfiltered && !flags.yes && !flags['dry-run'] && process.stdin.isTTY) {
+      // Everything at once is worth a question on a terminal (scripts and pipes are never asked).
+      const count = (await bus.dlq.depths()).reduce((n, d) => n + d.depth, 0)
+      if (count > 0 && !(await this.confirm(`Requeue all ${plural(count, 'dead letter')}?`))) {
+        this.note('dlq requeue: nothing requeued')
+        return this.exit(ExitCode.FAILED)
+      }
+    }
     let total = 0
     if (process.stderr.isTTY && !flags['dry-run'])
       total = Math.min(
@@ -55,7 +71,7 @@ Atomic in batches: an interrupted requeue neither loses nor duplicates an entry;
       )
     const bar = progressBar(total, 'requeue', total > 2000)
     const result = await bus.dlq.requeue({
-      ...dlqFilter(flags),
+      ...filter,
       toChannel: flags['to-channel'],
       dryRun: flags['dry-run'],
       batchSize: flags['batch-size'],
@@ -69,8 +85,12 @@ Atomic in batches: an interrupted requeue neither loses nor duplicates an entry;
       skippedEntries: result.skipped,
       targets: result.targets,
     }
+    if (flags.id && result.requeued === 0 && result.skipped.length === 0)
+      throw new NotFoundError(
+        `no dead letter matches --id ${flags.id.join(', ')}: raptor dlq list shows the ids`,
+      )
     const verb = result.dryRun ? 'would requeue' : 'requeued'
-    this.log(`${verb} ${result.requeued} entr${result.requeued === 1 ? 'y' : 'ies'}`)
+    this.log(`${verb} ${plural(result.requeued, 'entry')}`)
     for (const t of result.targets) {
       const where =
         t.handler === null ? `channel ${t.channel} (published)` : `handler ${t.handler} on ${t.channel}`
@@ -83,5 +103,14 @@ Atomic in batches: an interrupted requeue neither loses nor duplicates an entry;
       return this.exit(ExitCode.PARTIAL)
     }
     return output
+  }
+
+  /** Asks on the terminal (stderr); Ctrl-C exits 130. */
+  private async confirm(message: string): Promise<boolean> {
+    const {confirm} = await import('@inquirer/prompts')
+    return confirm({message, default: false}, {output: process.stderr}).catch((error: Error) => {
+      if (error.name === 'ExitPromptError') return this.exit(ExitCode.INTERRUPTED) as never
+      throw error
+    })
   }
 }
