@@ -15,10 +15,13 @@ export interface AgentLog {
 
 /**
  * One logfmt value: bare when it is a plain token, else double-quoted with `"`, `\` and control
- * characters escaped (JSON string rules, which logfmt parsers accept).
+ * characters escaped (JSON string rules, which logfmt parsers accept). A list of names is joined
+ * by commas (`channels=a.b,c.d`).
  */
 export function logfmtValue(value: unknown): string {
-  const text = typeof value === 'string' ? value : JSON.stringify(value)
+  const list = Array.isArray(value) && value.every((v) => typeof v === 'string')
+  const text =
+    typeof value === 'string' ? value : list ? (value as string[]).join(',') : JSON.stringify(value)
   return /^[^\s"=\\\p{Cc}]+$/u.test(text) ? text : JSON.stringify(text)
 }
 

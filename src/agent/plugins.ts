@@ -4,6 +4,7 @@ import {pathToFileURL} from 'node:url'
 
 import {PluginError} from '../bus/errors.js'
 import {resolveHandler, type ResolvedHandler} from '../bus/handler.js'
+import {shareModules} from '../cli/share-modules.js'
 
 /** A handler and the plugin file it came from. */
 export interface LoadedHandler extends ResolvedHandler {
@@ -18,6 +19,7 @@ export async function loadPlugin(file: string, cwd = process.cwd()): Promise<Loa
   const path = resolve(cwd, file)
   if (!existsSync(path)) throw new PluginError(`plugin file not found: ${file}`, {plugin: file})
   let mod: {default?: unknown}
+  shareModules()
   try {
     mod = (await import(pathToFileURL(path).href)) as {default?: unknown}
   } catch (error) {

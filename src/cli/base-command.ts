@@ -1,11 +1,13 @@
-import {readFileSync} from 'node:fs'
+import {existsSync, readFileSync} from 'node:fs'
 
 import {Command, Flags, type Interfaces} from '@oclif/core'
 
 import type {BusOptions, RaptorBus} from '../bus/bus.js'
+import {CONFIG_FILE_NAMES} from '../bus/config.js'
 import {InvalidInputError} from '../bus/errors.js'
 import {selectContext, type Context} from './contexts.js'
 import {ExitCode, exitCodeFor} from './exit-codes.js'
+import {shareModules} from './share-modules.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<
   (typeof BaseCommand)['baseFlags'] & T['flags']
@@ -113,6 +115,10 @@ export abstract class BaseCommand<T extends typeof Command> extends LocalCommand
   public override async init(): Promise<void> {
     await super.init()
     this.context = selectContext(this.flags.context)
+    // A raptor.config.js may import zod (and raptorbus) from wherever it lives.
+    const config =
+      this.flags.config ?? (CONFIG_FILE_NAMES.find((name) => existsSync(name)) as string | undefined)
+    if (config && /\.[cm]?js$/.test(config)) shareModules()
   }
 
   /** Options for RaptorBus.connect from the global flags; one-shot commands do not reconnect. */

@@ -82,8 +82,11 @@ describe('raptor metrics', () => {
     const table = await cli(b, ['metrics'])
     expect(table.code).toBe(0)
     expect(table.stdout).toMatch(/published 8 {2}delivered 2/)
-    expect(table.stdout).toMatch(/sys\.alert\.warning +1d +5 +5 +2 /)
-    expect(table.stdout).toMatch(/h1 +sys\.alert\.warning +4 +2 +1 /)
+    // CHANNEL RETENTION LENGTH PUBLISHED ACKED FAILED DLQ; HANDLER CHANNEL LAG PENDING CONSUMERS ACKED FAILED
+    expect(table.stdout).toMatch(/^sys\.alert\.warning +1d +5 +5 +0 +0 +1$/m)
+    expect(table.stdout).toMatch(/^h1 +sys\.alert\.warning +4 +2 +1 +0 +2$/m)
+    const wide = await cli(b, ['metrics', '-o', 'wide'])
+    expect(wide.stdout).toMatch(/^sys\.alert\.warning +1d +5 +5 +2 +0 +0 +0 +0 +1 +5 +1$/m)
     const prom = await cli(b, ['metrics', '--format', 'prometheus'])
     expect(prom.code).toBe(0)
     const text = prom.stdout

@@ -18,7 +18,12 @@ describe('raptor health', () => {
     expect(report.latencyMs).toBeGreaterThanOrEqual(0)
     expect(report.connectedClients).toBeGreaterThan(0)
     expect(report.usedMemoryBytes).toBeGreaterThan(0)
-    expect(report.checks.map((c: {name: string}) => c.name)).toEqual(['redis', 'latency', 'agents'])
+    expect(report.checks.map((c: {name: string}) => c.name)).toEqual([
+      'redis',
+      'latency',
+      'agents',
+      'stalled',
+    ])
     expect(human.code, human.stderr).toBe(0)
     expect(human.stdout).toMatch(/^status: healthy\nredis \d+\.\d+/)
     expect(human.stdout).toMatch(/latency +pass +[\d.]+ ms \(limit 5000 ms\)/)
@@ -82,5 +87,44 @@ describe('raptor health', () => {
     expect(result.stderr.trim().split('\n')).toHaveLength(1)
     expect(result.stderr).toMatch(/cannot reach Redis/)
     expect(result.stderr).not.toContain('pw@')
+  })
+
+  it('is degraded by default when a handler has a backlog no live agent serves; a live agent clears it', async () => {
+    const prefix = randomPrefix()
+    const redis = new Redis(redisUrl())
+    try {
+      const stream = `${prefix}:ch:{sys.state.update}:stream`
+      const [sec] = await redis.time()
+      // An event published 5 minutes ago that the consumer group "worker" never read.
+      await redis.xadd(stream, `${Number(sec) * 1000 - 300_000}-0`, 'e', '{}')
+      await redis.xgroup('CREATE', stream, 'worker', '0')
+      const stalled = await runCli(['health', ...target(prefix), '--json', '--max-latency', '5000'])
+      expect(stalled.code).toBe(1)
+      const report = JSON.parse(stalled.stdout)
+      expect(report.status).toBe('degraded')
+      expect(report.checks.find((c: {name: string}) => c.name === 'stalled')).toEqual({
+        name: 'stalled',
+        status: 'warn',
+        detail: expect.stringMatching(
+          /^no live agent serves worker@sys\.state\.update \(lag 1, oldest waiting 30\d s\): start raptor agent/,
+        ),
+      })
+      const human = await runCli(['health', ...target(prefix), '--max-latency', '5000'])
+      expect(human.stdout).toMatch(/stalled +warn +no live agent serves worker@sys\.state\.update/)
+      // A threshold tunes it: 10 minutes of waiting is still fine.
+      const tuned = await runCli(['health', ...target(prefix), '--max-wait', '10m', '--max-latency', '5000'])
+      expect(tuned.code, tuned.stdout).toBe(0)
+      // A live agent running the handler serves the backlog.
+      await redis.hset(
+        `${prefix}:agents`,
+        'A1',
+        JSON.stringify({handlers: ['worker'], lastSeen: Number(sec) * 1000, intervalMs: 30_000}),
+      )
+      const served = await runCli(['health', ...target(prefix), '--max-latency', '5000'])
+      expect(served.code, served.stdout).toBe(0)
+      expect(served.stdout).toMatch(/^status: healthy\nredis [\d.]+, latency [\d.]+ ms, \d+ clients?, /)
+    } finally {
+      redis.disconnect()
+    }
   })
 })

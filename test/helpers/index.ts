@@ -48,6 +48,8 @@ export interface CliResult {
 }
 
 export interface CliOptions {
+  /** Another `raptor` entry point than this tree's bin/run.js (an installed copy, say). */
+  bin?: string
   env?: Record<string, string | undefined>
   input?: string
   cwd?: string
@@ -83,7 +85,7 @@ export function isolatedEnv(): Record<string, string | undefined> {
 
 /** Starts the built `raptor` binary as a user would, without waiting for it. */
 export function startCli(args: string[], options: CliOptions = {}): RunningCli {
-  const child = spawn(process.execPath, [BIN, ...args], {
+  const child = spawn(process.execPath, [options.bin ?? BIN, ...args], {
     cwd: options.cwd,
     env: {...isolatedEnv(), NO_COLOR: '1', ...options.env},
     stdio: ['pipe', 'pipe', 'pipe'],

@@ -25,12 +25,20 @@ export function screenText(raw: string): string {
   )
 }
 
+/** A `raptor` running in a pseudo-terminal. */
+export interface PtyCli {
+  /** Everything the terminal received so far (stdout and stderr together, escape sequences kept). */
+  readonly output: string
+  /** Types into the terminal (`\x03` is Ctrl-C). */
+  type(text: string): void
+  exited: Promise<CliResult>
+}
+
 /**
- * Runs the built `raptor` in a pseudo-terminal (util-linux `script`) of the given width, as a person
- * at a terminal would: stdin, stdout and stderr are all the terminal. `stdout` holds everything the
- * terminal received (stdout and stderr together, escape sequences kept); `stderr` is script's own.
+ * Starts the built `raptor` in a pseudo-terminal (util-linux `script`) of the given width, as a
+ * person at a terminal would: stdin, stdout and stderr are all the terminal.
  */
-export function runInPty(args: string[], options: PtyOptions): Promise<CliResult> {
+export function startInPty(args: string[], options: PtyOptions): PtyCli {
   const command = [process.execPath, BIN, ...args].map(quote).join(' ')
   const child = spawn(
     'script',
@@ -46,8 +54,7 @@ export function runInPty(args: string[], options: PtyOptions): Promise<CliResult
   child.stdout.on('data', (d) => (stdout += d))
   child.stderr.on('data', (d) => (stderr += d))
   if (options.input !== undefined) child.stdin.write(options.input)
-  child.stdin.end()
-  return new Promise((resolve, reject) => {
+  const exited = new Promise<CliResult>((resolve, reject) => {
     const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 20_000)
     child.on('error', reject)
     child.on('close', (code) => {
@@ -55,4 +62,16 @@ export function runInPty(args: string[], options: PtyOptions): Promise<CliResult
       resolve({code, stdout, stderr})
     })
   })
+  return {
+    get output() {
+      return stdout
+    },
+    type: (text) => child.stdin.write(text),
+    exited,
+  }
+}
+
+/** Runs the built `raptor` in a pseudo-terminal to its end; `stdout` is what the terminal received. */
+export function runInPty(args: string[], options: PtyOptions): Promise<CliResult> {
+  return startInPty(args, options).exited
 }

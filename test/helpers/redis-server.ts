@@ -1,5 +1,29 @@
 import {spawn, type ChildProcess} from 'node:child_process'
+import {accessSync, constants} from 'node:fs'
 import {createServer} from 'node:net'
+import {delimiter, join} from 'node:path'
+
+/** True when a directory of the PATH holds an executable of this name. */
+export function onPath(name: string, path = process.env.PATH ?? ''): boolean {
+  return path.split(delimiter).some((dir) => {
+    try {
+      accessSync(join(dir, name), constants.X_OK)
+      return true
+    } catch {
+      return false
+    }
+  })
+}
+
+/** @throws Error saying what to install when redis-server or redis-cli is not on the PATH. */
+export function assertRedisInstalled(): void {
+  const missing = ['redis-server', 'redis-cli'].filter((name) => !onPath(name))
+  if (missing.length > 0)
+    throw new Error(
+      `${missing.join(' and ')} not found on the PATH: the tests start their own Redis servers. ` +
+        'Install Redis (Debian/Ubuntu: apt-get install redis-server redis-tools; macOS: brew install redis) and run npm test again.',
+    )
+}
 
 /** A free TCP port on 127.0.0.1. */
 export async function freePort(): Promise<number> {

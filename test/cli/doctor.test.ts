@@ -1,0 +1,156 @@
+import {spawn} from 'node:child_process'
+import {mkdtempSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {dirname, join} from 'node:path'
+
+import {Redis} from 'ioredis'
+import {afterEach, describe, expect, it} from 'vitest'
+
+import {randomPrefix, redisUrl, runCli, tempDir, waitFor} from '../helpers/index.js'
+import {RedisServer, freePort} from '../helpers/redis-server.js'
+
+const servers: {stop(): Promise<void>}[] = []
+afterEach(async () => {
+  while (servers.length > 0) await servers.pop()!.stop()
+})
+
+/** A redis-server started with extra arguments (cluster mode, sentinel), stopped after the test. */
+async function redisWith(args: string[]): Promise<string> {
+  const port = await freePort()
+  const dir = mkdtempSync(join(tmpdir(), 'raptor-doctor-'))
+  const child = spawn(
+    'redis-server',
+    [...args, '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir],
+    {
+      stdio: 'ignore',
+    },
+  )
+  servers.push({
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve()
+        child.once('exit', () => resolve())
+        child.kill('SIGKILL')
+      }),
+  })
+  const url = `redis://127.0.0.1:${port}/0`
+  await waitFor(
+    async () => {
+      const r = new Redis(url, {lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0})
+      try {
+        await r.connect()
+        return (await r.ping()) === 'PONG'
+      } finally {
+        r.disconnect()
+      }
+    },
+    10_000,
+    'redis-server to start',
+  )
+  return url
+}
+
+const lines = (stdout: string) => stdout.trimEnd().split('\n')
+
+describe('raptor doctor', () => {
+  it('all ✓ on a working setup: settings and where they came from, Redis, db, permissions, plugin, config', async () => {
+    const dir = tempDir({'raptor.config.json': {channels: [{name: 'app.orders.*', retention: '7d'}]}})
+    const plugin = join(dir, 'p.mjs')
+    writeFileSync(plugin, "export default {name: 'h', channels: ['app.orders.*'], handle() {}}\n")
+    const prefix = randomPrefix()
+    const r = await runCli(['doctor', '--redis-url', redisUrl(), '--plugin', plugin], {
+      cwd: dir,
+      env: {RAPTOR_PREFIX: prefix},
+    })
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+    const out = lines(r.stdout)
+    expect(out[0]).toMatch(/^✓ node +v\d+/)
+    expect(r.stdout).toMatch(/^✓ contexts +none saved/m)
+    expect(r.stdout).toMatch(/^✓ config file +.*raptor\.config\.json: 1 channels, 0 payload schemas$/m)
+    expect(r.stdout).toContain(`✓ settings              ${redisUrl()} (flag), prefix ${prefix} (env)`)
+    expect(r.stdout).toMatch(/^✓ redis +reachable at/m)
+    expect(r.stdout).toMatch(/^✓ redis version +\d+\.\d+\.\d+ \(standalone\)$/m)
+    expect(r.stdout).toMatch(/^✓ deployment +standalone$/m)
+    expect(r.stdout).toMatch(/^✓ database +db 0 of 16$/m)
+    expect(r.stdout).toMatch(/^✓ permissions +user default may run every command raptor uses$/m)
+    expect(r.stdout).toMatch(/^✓ plugin .*p\.mjs +handlers h \(app\.orders\.\*\)$/m)
+    expect(r.stdout).toMatch(/^✓ redis-server \(tests\) +Redis server v=/m)
+    expect(r.stdout).not.toContain('✗')
+    const json = JSON.parse(
+      (await runCli(['doctor', '--redis-url', redisUrl(), '--json'], {cwd: dir})).stdout,
+    )
+    expect(json).toMatchObject({ok: true, prefix: 'raptor', origins: {redisUrl: 'flag', prefix: 'default'}})
+  })
+
+  it('✗ with the fix: unreachable Redis, a database that does not exist, a plugin that does not load, no redis-server', async () => {
+    const dir = tempDir({'bad.mjs': 'export default {name: "h"}\n'})
+    const down = await runCli(['doctor', '--redis-url', 'redis://127.0.0.1:1/0', '--plugin', 'bad.mjs'], {
+      cwd: dir,
+      env: {PATH: dirname(process.execPath)},
+    })
+    expect(down.code).toBe(1)
+    expect(down.stdout).toMatch(
+      /^✗ redis +cannot reach Redis at redis:\/\/127\.0\.0\.1:1\/0 \(ECONNREFUSED\)\n +fix: start redis-server there/m,
+    )
+    expect(down.stdout).toMatch(/^✗ plugin bad\.mjs +.*channels.*\n +fix: raptor agent test/m)
+    expect(down.stdout).toMatch(
+      /^✗ redis-server \(tests\) +not on the PATH.*\n +fix: apt-get install redis-server/m,
+    )
+    const db = await runCli(['doctor', '--redis-url', redisUrl().replace(/\/0$/, '/99')])
+    expect(db.stdout).toMatch(
+      /^✗ database +db 99 does not exist \(the server has 16: 0–15\)\n +fix: use \/0 … \/15/m,
+    )
+  })
+
+  it('reports ACL permissions this user lacks, naming the commands and the rule', async () => {
+    const server = await RedisServer.start()
+    servers.push(server)
+    const admin = new Redis(server.url)
+    await admin.call(
+      'ACL',
+      'SETUSER',
+      'reader',
+      'on',
+      '>pw',
+      '~*',
+      '&*',
+      '+@read',
+      '+@connection',
+      '+info',
+      '+time',
+      '+acl|whoami',
+      '+acl|dryrun',
+      '+subscribe',
+      '+psubscribe',
+    )
+    admin.disconnect()
+    const r = await runCli(['doctor', '--redis-url', server.url.replace('//', '//reader:pw@')])
+    expect(r.code).toBe(1)
+    expect(r.stdout).toMatch(
+      /^✗ permissions +user reader may not run publish: EVALSHA, publish: SCRIPT, publish: SADD, publish: PUBLISH, consume: XREADGROUP/m,
+    )
+    expect(r.stdout).toMatch(/fix: ACL SETUSER reader ~raptor:\* &raptor:\* \+<command>/)
+    expect(r.stdout).not.toContain('pw@')
+  })
+
+  it('detects a Redis Cluster node and a Sentinel, and says what to do', async () => {
+    const cluster = await redisWith([
+      '--cluster-enabled',
+      'yes',
+      '--cluster-config-file',
+      `nodes-${Date.now()}.conf`,
+    ])
+    const r = await runCli(['doctor', '--redis-url', cluster])
+    expect(r.code).toBe(1)
+    expect(r.stdout).toMatch(/^✓ redis version +[\d.]+ \(cluster\)$/m)
+    expect(r.stdout).toMatch(
+      /^✗ deployment +Redis Cluster detected: raptor does not run on a cluster yet\n +fix: /m,
+    )
+    const dir = mkdtempSync(join(tmpdir(), 'raptor-sentinel-'))
+    const conf = join(dir, 'sentinel.conf')
+    writeFileSync(conf, 'sentinel monitor m 127.0.0.1 6399 1\n')
+    const sentinel = await redisWith([conf, '--sentinel'])
+    const s = await runCli(['doctor', '--redis-url', sentinel])
+    expect(s.stdout).toMatch(/^✗ deployment +this is a Sentinel, not a data node\n/m)
+  })
+})
