@@ -1,13 +1,13 @@
 import {spawn} from 'node:child_process'
 import {mkdtempSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
-import {dirname, join} from 'node:path'
+import {join} from 'node:path'
 
 import {Redis} from 'ioredis'
 import {afterEach, describe, expect, it} from 'vitest'
 
 import {randomPrefix, redisUrl, runCli, tempDir, waitFor} from '../helpers/index.js'
-import {RedisServer, freePort} from '../helpers/redis-server.js'
+import {RedisServer, freePort, pathWithoutRedis} from '../helpers/redis-server.js'
 
 const servers: {stop(): Promise<void>}[] = []
 afterEach(async () => {
@@ -86,7 +86,7 @@ describe('raptor doctor', () => {
     const dir = tempDir({'bad.mjs': 'export default {name: "h"}\n'})
     const down = await runCli(['doctor', '--redis-url', 'redis://127.0.0.1:1/0', '--plugin', 'bad.mjs'], {
       cwd: dir,
-      env: {PATH: dirname(process.execPath)},
+      env: {PATH: pathWithoutRedis()},
     })
     expect(down.code).toBe(1)
     expect(down.stdout).toMatch(

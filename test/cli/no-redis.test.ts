@@ -1,8 +1,9 @@
 import {spawn} from 'node:child_process'
-import {dirname} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 import {describe, expect, it} from 'vitest'
+
+import {pathWithoutRedis} from '../helpers/redis-server.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 
@@ -11,7 +12,7 @@ describe('npm test without redis-server', () => {
     // The test runner itself, with a PATH that has node but no redis-server.
     const child = spawn(process.execPath, ['node_modules/vitest/vitest.mjs', 'run', 'test/bus/dlq.test.ts'], {
       cwd: ROOT,
-      env: {...process.env, PATH: dirname(process.execPath), CI: '1', NO_COLOR: '1'},
+      env: {...process.env, PATH: pathWithoutRedis(), CI: '1', NO_COLOR: '1'},
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let output = ''

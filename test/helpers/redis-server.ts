@@ -1,5 +1,6 @@
 import {spawn, type ChildProcess} from 'node:child_process'
-import {accessSync, constants} from 'node:fs'
+import {accessSync, constants, mkdtempSync, symlinkSync} from 'node:fs'
+import {tmpdir} from 'node:os'
 import {createServer} from 'node:net'
 import {delimiter, join} from 'node:path'
 
@@ -23,6 +24,13 @@ export function assertRedisInstalled(): void {
       `${missing.join(' and ')} not found on the PATH: the tests start their own Redis servers. ` +
         'Install Redis (Debian/Ubuntu: apt-get install redis-server redis-tools; macOS: brew install redis) and run npm test again.',
     )
+}
+
+/** A PATH with node on it and nothing else (no redis-server), for tests of what happens without Redis. */
+export function pathWithoutRedis(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'raptor-path-'))
+  symlinkSync(process.execPath, join(dir, 'node'))
+  return dir
 }
 
 /** A free TCP port on 127.0.0.1. */
