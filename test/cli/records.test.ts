@@ -34,7 +34,7 @@ describe('record lines (tail, replay)', () => {
     const [line] = r.stdout.trimEnd().split('\n')
     expect(line).toMatch(
       new RegExp(
-        `^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}\\.\\d{3}Z ${id} critical +${CH} fire raptor-cli correlationid=req-42 \\{`,
+        `^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}\\.\\d{3}Z ${id} critical +${CH} fire raptorbus correlationid=req-42 \\{`,
       ),
     )
     expect(line).toContain(`"note":"${LONG}"`)
@@ -51,7 +51,7 @@ describe('record lines (tail, replay)', () => {
       .toISOString()
       .replace('T', ' ')
       .replace('Z', '')
-    expect(first).toBe(`${local} +05:30 critical ${CH} fire raptor-cli correlationid=req-42`)
+    expect(first).toBe(`${local} +05:30 critical ${CH} fire raptorbus correlationid=req-42`)
     expect(second.startsWith(`  ${id} {"room":"B 12","note":"xxx`)).toBe(true)
     expect(second.endsWith('…')).toBe(true)
     expect(second.length).toBeLessThanOrEqual(80)
