@@ -49,7 +49,7 @@ describe('agent logs', () => {
     expect(log).toMatch(/ info {2}consuming worker handler=worker channels=sys\.state\.update concurrency=4 /)
     expect(log).toMatch(/ info {2}handled handler=worker event=evt-\S+ type=job attempt=1 ms=\d+/)
     expect(log).toMatch(
-      / error dead-lettered \(max_retries_exceeded\) handler=worker .*error="Error: boom on purpose"/,
+      / error dead-lettered \(max_retries_exceeded\) handler=worker .*error="boom on purpose"/,
     )
   })
 

@@ -25,21 +25,28 @@ async function greet(cwd: string, plugin: string, bin?: string): Promise<string>
   const agent = startCli(['agent', '--plugin', plugin, '--redis-url', redisUrl(), '--prefix', prefix], {
     cwd,
     bin,
-    timeoutMs: 60_000,
+    timeoutMs: 180_000,
   })
   running.push(agent)
-  await waitFor(
-    () => agent.stderr.includes('started') || agent.exited.then(() => false),
-    30_000,
+  // Started, or ended early: then fail at once with its log rather than wait out the timeout.
+  const state = await waitFor(
+    () =>
+      / info {2}agent \S+ started /.test(agent.stderr)
+        ? 'started'
+        : agent.child.exitCode !== null || agent.child.signalCode !== null
+          ? 'exited'
+          : '',
+    90_000,
     'the agent to start',
   )
+  if (state === 'exited') throw new Error(`the agent exited before it started: ${agent.stderr}`)
   const bus = await RaptorBus.connect({redisUrl: redisUrl(), prefix, config: join(cwd, 'raptor.config.js')})
   try {
     await bus.publish({channel: 'app.greetings', type: 'greeting', payload: {name: 'Ada Lovelace'}})
   } finally {
     await bus.close()
   }
-  await waitFor(() => agent.stderr.includes('hello, Ada Lovelace'), 30_000, 'the greeting to be handled')
+  await waitFor(() => agent.stderr.includes('hello, Ada Lovelace'), 60_000, 'the greeting to be handled')
   agent.child.kill('SIGTERM')
   const end = await agent.exited
   expect(end.code, end.stderr).toBe(0)
@@ -70,7 +77,7 @@ describe('raptor init', () => {
       /^Error: package\.json, raptor\.config\.js, handlers\/greeter\.js, \.gitignore exist in .*: pass --force/,
     )
     expect((await runCli(['init', dir, '--force'])).code).toBe(0)
-  })
+  }, 180_000)
 
   it('end to end: init, npm install of the packed raptorbus, raptor agent handles an event', async () => {
     const tarball = await packRaptorbus()
@@ -85,7 +92,7 @@ describe('raptor init', () => {
     const {stdout} = await promisify(execFile)(process.execPath, [bin, 'version'], {cwd: dir})
     expect(stdout).toMatch(/^raptorbus\/\d+\.\d+\.\d+/)
     expect(await greet(dir, 'handlers/greeter.js', bin)).toContain('hello, Ada Lovelace')
-  }, 240_000)
+  }, 420_000)
 })
 
 describe('plugins and config files anywhere on disk', () => {

@@ -57,7 +57,7 @@ describe('record lines (tail, replay)', () => {
     expect(second.length).toBeLessThanOrEqual(80)
     const utc = await inPty(b, ['replay', CH, '--since', '1h', '--utc'], {TZ: 'Asia/Kolkata'})
     expect(screenText(utc.stdout).split('\n')[0]).toBe(
-      `${event.time} critical ${CH} fire raptor-cli correlationid=req-42`,
+      `${event.time} critical ${CH} fire raptorbus correlationid=req-42`,
     )
   })
 

@@ -82,7 +82,7 @@ describe('tables fit the terminal', () => {
       expect(shown.some((l) => /^sys\.dlq\.routing_error\/routing_error\/\d+-\d+ /.test(l))).toBe(true)
       const research = shown.find((l) => l.startsWith('sys.guild.research.broadcast/'))!
       expect(research).toMatch(/^sys\.guild\.research\.broadcast\/max_retries_exceeded\/\d+-\d+ +\d+s +/)
-      if (cols === 160) expect(research).toMatch(/ research_monitor +t +4 +Error: upstream 503/)
+      if (cols === 160) expect(research).toMatch(/ research_monitor +failed_thing +4 +Error: upstream 503/)
       expect(research).toMatch(/…$/)
     })
   }
