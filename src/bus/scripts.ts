@@ -29,6 +29,8 @@ export type ScriptPipeline = ChainableCommander & {
 export type ScriptedRedis = Redis & ScriptCommands
 
 interface Script {
+  /** The file's base name, e.g. `dead-letter`. */
+  name: string
   command: string
   lua: string
   /** Undefined for a script with a variable number of keys (header `KEYS[n..]`): the caller passes it first. */
@@ -51,7 +53,7 @@ export function loadScripts(): Script[] {
       const command =
         'raptor' +
         file.slice(0, -4).replace(/(^|-)([a-z])/g, (_m, _dash: string, c: string) => c.toUpperCase())
-      return {command, lua, numberOfKeys}
+      return {name: file.slice(0, -4), command, lua, numberOfKeys}
     })
   return scripts
 }

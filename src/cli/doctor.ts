@@ -3,11 +3,16 @@ import {spawnSync} from 'node:child_process'
 import type {Redis} from 'ioredis'
 
 import type {ConnectionOptions} from '../bus/connection.js'
+import {Keys} from '../bus/keys.js'
+import {loadScripts} from '../bus/scripts.js'
 
-/** One line of `raptor doctor`: passed, failed (with the fix), or could not be checked. */
+/**
+ * One line of `raptor doctor`: passed, failed (with the fix), a warning (with the fix, but not a
+ * failure: e.g. what only raptor's own tests need), or could not be checked.
+ */
 export interface DoctorCheck {
   name: string
-  status: 'ok' | 'fail' | 'skip'
+  status: 'ok' | 'fail' | 'warn' | 'skip'
   detail: string
   /** What to do about a failure. */
   fix?: string
@@ -16,37 +21,76 @@ export interface DoctorCheck {
 /** Oldest Redis raptor works with (XAUTOCLAIM, XINFO lag, ACL DRYRUN need 6.2 / 7.0). */
 const MIN_REDIS = [6, 2]
 
-/** The commands each role runs (SPEC §7), checked with `ACL DRYRUN` against a key under the prefix. */
-const COMMANDS: Record<string, string[][]> = {
-  publish: [
-    ['evalsha', '0'.repeat(40), '1', 'K'],
-    ['script', 'load', 'return 1'],
-    ['sadd', 'K', 'x'],
-    ['publish', 'C', 'x'],
-  ],
-  consume: [
-    ['xreadgroup', 'GROUP', 'g', 'c', 'COUNT', '1', 'STREAMS', 'K', '>'],
-    ['xgroup', 'CREATE', 'K', 'g', '$', 'MKSTREAM'],
-    ['xautoclaim', 'K', 'g', 'c', '1000', '0'],
-    ['xpending', 'K', 'g'],
-    ['hset', 'K', 'f', 'v'],
-  ],
-  read: [
-    ['xrange', 'K', '-', '+'],
-    ['xinfo', 'GROUPS', 'K'],
-    ['xlen', 'K'],
-    ['smembers', 'K'],
-    ['hgetall', 'K'],
-    ['scan', '0'],
-    ['subscribe', 'C'],
-    ['psubscribe', 'C*'],
-    ['info'],
-    ['time'],
-  ],
-  dlq: [
-    ['xdel', 'K', '1-0'],
-    ['unlink', 'K'],
-  ],
+/**
+ * Arguments for `ACL DRYRUN` of each command raptor runs (DRYRUN checks the arity): `K` stands for a
+ * key under the prefix, `C` for a live pub/sub channel, `C*` for a live pattern.
+ */
+export const DRYRUN_ARGS: Record<string, string[]> = {
+  EVALSHA: ['0'.repeat(40), '1', 'K'],
+  SCRIPT: ['load', 'return 1'],
+  SADD: ['K', 'x'],
+  SMEMBERS: ['K'],
+  PUBLISH: ['C', 'x'],
+  SUBSCRIBE: ['C'],
+  PSUBSCRIBE: ['C*'],
+  XADD: ['K', '*', 'f', 'v'],
+  XRANGE: ['K', '-', '+'],
+  XLEN: ['K'],
+  XDEL: ['K', '1-0'],
+  XACK: ['K', 'g', '1-0'],
+  XCLAIM: ['K', 'g', 'c', '0', '1-0'],
+  XAUTOCLAIM: ['K', 'g', 'c', '1000', '0'],
+  XPENDING: ['K', 'g'],
+  XREADGROUP: ['GROUP', 'g', 'c', 'COUNT', '1', 'STREAMS', 'K', '>'],
+  XGROUP: ['CREATE', 'K', 'g', '$', 'MKSTREAM'],
+  XINFO: ['GROUPS', 'K'],
+  XTRIM: ['K', 'MINID', '0'],
+  HSET: ['K', 'f', 'v'],
+  HGET: ['K', 'f'],
+  HDEL: ['K', 'f'],
+  HGETALL: ['K'],
+  HLEN: ['K'],
+  HINCRBY: ['K', 'f', '1'],
+  SET: ['K', 'v'],
+  GET: ['K'],
+  DEL: ['K'],
+  EXISTS: ['K'],
+  PEXPIRE: ['K', '1000'],
+  EXPIRE: ['K', '1'],
+  UNLINK: ['K'],
+  SCAN: ['0'],
+  INFO: [],
+  TIME: [],
+}
+
+/** Commands the client runs itself (the scripts' own commands are read from `lua/`), by role. */
+const CLIENT_COMMANDS: Record<string, string[]> = {
+  publish: ['EVALSHA', 'SCRIPT', 'SADD', 'PUBLISH'],
+  agent: ['EVALSHA', 'XREADGROUP', 'XGROUP', 'XAUTOCLAIM', 'XPENDING', 'XINFO'],
+  read: ['XRANGE', 'XINFO', 'XLEN', 'SMEMBERS', 'HGETALL', 'SCAN', 'SUBSCRIBE', 'PSUBSCRIBE', 'INFO', 'TIME'],
+  dlq: ['XRANGE', 'XDEL', 'EVALSHA'],
+}
+
+/** Which role runs a script: publishing, a requeue, or (all the others) an agent consuming. */
+function roleOf(script: string): string {
+  return script === 'publish' ? 'publish' : /^(requeue|republish)$/.test(script) ? 'dlq' : 'agent'
+}
+
+/** The Redis commands a Lua script calls (`redis.call('XADD', …)`), upper-cased. */
+export function scriptCommands(lua: string): string[] {
+  return [
+    ...new Set([...lua.matchAll(/redis\.p?call\(\s*['"]([A-Za-z]+)['"]/g)].map((m) => m[1].toUpperCase())),
+  ]
+}
+
+/** Every command raptor runs, by role: the client's own and those inside its Lua scripts. */
+export function commandsByRole(): Map<string, string[]> {
+  const roles = new Map(Object.entries(CLIENT_COMMANDS).map(([role, list]) => [role, [...list]]))
+  for (const {name, lua} of loadScripts()) {
+    const list = roles.get(roleOf(name))!
+    for (const command of scriptCommands(lua)) if (!list.includes(command)) list.push(command)
+  }
+  return roles
 }
 
 function info(text: string, field: string): string {
@@ -105,7 +149,11 @@ export async function redisChecks(redis: Redis, url: string): Promise<DoctorChec
   return checks
 }
 
-/** Whether this user may run what raptor runs, by `ACL DRYRUN` (skipped when it cannot be asked). */
+/**
+ * Whether this user may run what raptor runs, by `ACL DRYRUN` of every command (the client's and
+ * those its Lua scripts call, which Redis checks too) on keys and channels under the prefix; skipped
+ * when it cannot be asked (Redis < 7, or DRYRUN itself not allowed).
+ */
 export async function aclCheck(redis: Redis, prefix: string): Promise<DoctorCheck> {
   const user = await redis.call('ACL', 'WHOAMI').catch(() => undefined)
   if (typeof user !== 'string')
@@ -114,19 +162,34 @@ export async function aclCheck(redis: Redis, prefix: string): Promise<DoctorChec
       status: 'skip',
       detail: 'cannot ask Redis who this user is (ACL WHOAMI refused)',
     }
-  const key = `${prefix}:ch:{doctor}:stream`
+  const keys = new Keys(prefix)
+  const fill = (a: string) =>
+    a === 'K'
+      ? keys.stream('doctor')
+      : a === 'C'
+        ? keys.live('doctor')
+        : a === 'C*'
+          ? keys.livePattern('**')
+          : a
   const denied: string[] = []
-  for (const [role, commands] of Object.entries(COMMANDS)) {
-    for (const [name, ...args] of commands) {
-      const filled = args.map((a) =>
-        a === 'K' ? key : a === 'C' ? `${prefix}:live` : a === 'C*' ? `${prefix}:live*` : a,
-      )
+  const missing = new Set<string>()
+  // What the refusals were about: the fix names only what is lacking (a rule adding ~pattern to a
+  // user with allkeys is an error in Redis).
+  let keysRefused = false
+  const channels = new Set<string>()
+  for (const [role, commands] of commandsByRole()) {
+    const refused: string[] = []
+    for (const name of commands) {
+      const args = (DRYRUN_ARGS[name] ?? ['K']).map(fill)
       let answer: unknown
       try {
-        answer = await redis.call('ACL', 'DRYRUN', user, name, ...filled)
+        answer = await redis.call('ACL', 'DRYRUN', user, name, ...args)
       } catch (error) {
         const message = (error as Error).message
-        if (/NOPERM|unknown subcommand|unknown command/i.test(message) && denied.length === 0)
+        if (
+          /NOPERM|unknown subcommand|unknown command/i.test(message) &&
+          denied.length + refused.length === 0
+        )
           return {
             name: 'permissions',
             status: 'skip',
@@ -134,16 +197,26 @@ export async function aclCheck(redis: Redis, prefix: string): Promise<DoctorChec
           }
         answer = message
       }
-      if (answer !== 'OK') denied.push(`${role}: ${name.toUpperCase()}`)
+      if (answer === 'OK') continue
+      const why = String(answer)
+      if (/ key\b/.test(why)) keysRefused = true
+      // PSUBSCRIBE patterns are matched literally by Redis: the pattern itself must be allowed.
+      else if (/ channel\b/.test(why)) channels.add(name === 'PSUBSCRIBE' ? args[0] : `${prefix}:*`)
+      else refused.push(name)
     }
+    if (refused.length > 0) denied.push(`${role} (${refused.join(', ')})`)
+    for (const name of refused) missing.add(`+${name.toLowerCase()}`)
   }
+  if (keysRefused) denied.push(`keys ${prefix}:*`)
+  if (channels.size > 0) denied.push(`pub/sub ${[...channels].join(', ')}`)
   if (denied.length === 0)
     return {name: 'permissions', status: 'ok', detail: `user ${user} may run every command raptor uses`}
+  const rule = [...(keysRefused ? [`~${prefix}:*`] : []), ...[...channels].map((c) => `&${c}`), ...missing]
   return {
     name: 'permissions',
     status: 'fail',
-    detail: `user ${user} may not run ${denied.join(', ')}`,
-    fix: `ACL SETUSER ${user} ~${prefix}:* &${prefix}:* +<command> for each (README: ACL users)`,
+    detail: `user ${user} may not run what raptor needs for ${denied.join(', ')}`,
+    fix: `ACL SETUSER ${user} ${rule.join(' ')} (or only what the roles of this user need)`,
   }
 }
 
@@ -158,7 +231,7 @@ export function redisServerCheck(): DoctorCheck {
     }
   return {
     name: 'redis-server (tests)',
-    status: 'fail',
+    status: 'warn',
     detail: 'not on the PATH: npm test starts its own servers and cannot run',
     fix: 'apt-get install redis-server redis-tools (macOS: brew install redis); only needed for the tests',
   }

@@ -9,6 +9,11 @@ export interface Column {
   shrink?: boolean
   /** Columns with the lowest priority are left out first when even cut columns cannot fit. @defaultValue 1 */
   priority?: number
+  /**
+   * Extra detail: left out (lowest priority first) while the table is wider than the terminal,
+   * before any other column is cut. @defaultValue false
+   */
+  optional?: boolean
 }
 
 export interface TableOptions {
@@ -38,9 +43,9 @@ const NUMERIC = /^-?[\d.,]+( ?%)?$|^-$|^\?$/
 
 /**
  * A compact table: a header and one line per row, columns two spaces apart, numbers right-aligned,
- * no borders or row separators. On a terminal (`width` given) it fits the width: the widest
- * shrinkable column is cut with `…` first, and columns of the lowest priority are left out when
- * even that is not enough. Off a terminal nothing is cut, so scripts get every character.
+ * no borders or row separators. On a terminal (`width` given) it fits the width: optional columns
+ * are left out first (lowest priority first), then the widest shrinkable column is cut with `…`,
+ * and columns of the lowest priority are left out when even that is not enough. Off a terminal nothing is cut, so scripts get every character.
  */
 export function renderTable(
   columns: readonly Column[],
@@ -68,6 +73,14 @@ export function renderTable(
   if (options.width !== undefined) {
     const limit = options.width
     const total = () => keep.reduce((n, i) => n + widths[i], 0) + 2 * (keep.length - 1)
+    // Extra detail goes first, whole columns at a time, so that the essential ones need no cutting.
+    while (total() > limit) {
+      const optional = keep.filter((i) => columns[i].optional)
+      if (optional.length === 0) break
+      const lowest = Math.min(...optional.map((i) => columns[i].priority ?? 1))
+      const drop = optional.filter((i) => (columns[i].priority ?? 1) === lowest).at(-1)!
+      keep = keep.filter((i) => i !== drop)
+    }
     // Leave out the least important columns while even their minimum widths cannot fit.
     while (keep.length > 1 && keep.reduce((n, i) => n + min(i), 0) + 2 * (keep.length - 1) > limit) {
       const lowest = Math.min(...keep.map((i) => columns[i].priority ?? 1))

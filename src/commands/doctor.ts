@@ -18,7 +18,7 @@ export interface DoctorResult {
 
 export default class Doctor extends BaseCommand<typeof Doctor> {
   static override summary = 'Check the setup: settings, config file, Redis, permissions, plugins.'
-  static override description = `Prints a ✓/✗ list of what a newcomer trips on, with the fix for each ✗: which Redis URL and prefix are in force and where each came from (flag, env, context, config file, default), the contexts file, the config file, Redis reachable and its version, the database index, standalone/cluster/sentinel, whether this Redis user may run the commands raptor runs (ACL DRYRUN), that each --plugin loads, Node's version, and that redis-server is on the PATH (for raptor's own tests). Exit 0 when nothing failed, 1 otherwise.`
+  static override description = `Prints a ✓/✗ list of what a newcomer trips on, with the fix for each ✗: which Redis URL and prefix are in force and where each came from (flag, env, context, config file, default), the contexts file, the config file, Redis reachable and its version, the database index, standalone/cluster/sentinel, whether this Redis user may run the commands raptor runs (ACL DRYRUN), that each --plugin loads, Node's version, and that redis-server is on the PATH (only raptor's own tests need it: a warning, !, not a failure). Exit 0 when nothing failed (✗), 1 otherwise.`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
@@ -104,7 +104,7 @@ export default class Doctor extends BaseCommand<typeof Doctor> {
       return result
     }
     const c = palette()
-    const mark = {ok: c.green('✓'), fail: c.red('✗'), skip: c.yellow('–')}
+    const mark = {ok: c.green('✓'), fail: c.red('✗'), warn: c.yellow('!'), skip: c.yellow('–')}
     for (const check of checks) {
       this.log(`${mark[check.status]} ${check.name.padEnd(21)} ${check.detail}`)
       if (check.fix) this.log(`  ${' '.repeat(21)} ${c.bold('fix:')} ${check.fix}`)

@@ -130,21 +130,21 @@ export default class Metrics extends BaseCommand<typeof Metrics> {
         '',
       )
     }
-    const only = (cols: Column[]) => cols.filter((col) => wide || !WIDE_ONLY.has(col.header))
-    const channelCols = only([
+    // Optional columns show when the terminal has room for them (always with wide).
+    const channelCols: Column[] = [
       {header: 'CHANNEL', priority: 9},
       {header: 'RETENTION', priority: 2},
       {header: 'LENGTH', priority: 3},
       {header: 'PUBLISHED', priority: 6},
-      {header: 'DELIVERED', priority: 4},
+      {header: 'DELIVERED', priority: 4, optional: true},
       {header: 'ACKED', priority: 5},
       {header: 'FAILED', priority: 5},
-      {header: 'RETRIED'},
-      {header: 'DEAD'},
-      {header: 'REQUEUED'},
-      {header: 'LIVE'},
+      {header: 'RETRIED', priority: 3, optional: true},
+      {header: 'DEAD', priority: 5, optional: true},
+      {header: 'REQUEUED', priority: 1, optional: true},
+      {header: 'LIVE', priority: 2, optional: true},
       {header: 'DLQ', priority: 6},
-    ])
+    ]
     const channelRow = (ch: ChannelMetrics): Record<string, string | number> => ({
       CHANNEL: ch.channel,
       RETENTION: ch.retentionMs === null ? '-' : formatDuration(ch.retentionMs),
@@ -168,18 +168,18 @@ export default class Metrics extends BaseCommand<typeof Metrics> {
     )
     const handlers = channels.flatMap((ch) => ch.handlers.map((h) => ({ch: ch.channel, h})))
     if (handlers.length > 0) {
-      const handlerCols = only([
+      const handlerCols: Column[] = [
         {header: 'HANDLER', priority: 9},
         {header: 'CHANNEL', priority: 8},
         {header: 'LAG', priority: 7},
         {header: 'PENDING', priority: 7},
         {header: 'CONSUMERS', priority: 3},
-        {header: 'DELIVERED'},
+        {header: 'DELIVERED', priority: 2, optional: true},
         {header: 'ACKED', priority: 5},
         {header: 'FAILED', priority: 5},
-        {header: 'DEAD', priority: 4},
-        {header: 'REQUEUED'},
-      ])
+        {header: 'DEAD', priority: 4, optional: true},
+        {header: 'REQUEUED', priority: 1, optional: true},
+      ]
       out.push(
         '',
         renderTable(
@@ -217,9 +217,6 @@ const ALT_SCREEN_OFF = '\x1b[?25h\x1b[?1049l'
 function frame(text: string): string {
   return '\x1b[H' + text.split('\n').join('\x1b[K\n') + '\x1b[K\n\x1b[J'
 }
-
-/** Columns shown only with `--format wide` (the default fits 80 columns with channel names whole). */
-const WIDE_ONLY = new Set(['RETRIED', 'DEAD', 'REQUEUED', 'LIVE', 'DELIVERED'])
 
 function pick(row: Record<string, string | number>, columns: readonly Column[]): (string | number)[] {
   return columns.map((col) => row[col.header])
