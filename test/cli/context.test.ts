@@ -32,6 +32,9 @@ describe('raptor context', () => {
     )
     expect(add.code, add.stderr).toBe(0)
     expect(add.stdout).toBe("saved context 'prod' (current): redis://app:***@db.internal:6380/2\n")
+    expect(add.stderr).toBe(
+      'warning: the password on this command line is visible in ps and your shell history; --password-stdin keeps it off\n',
+    )
     expect(statSync(file).mode & 0o777).toBe(0o600)
     expect(statSync(join(file, '..')).mode & 0o777).toBe(0o700)
     expect(JSON.parse(readFileSync(file, 'utf8')).contexts.prod.redisUrl).toContain('s3cret')
@@ -86,6 +89,7 @@ describe('raptor context', () => {
       {env, input: 'p@ss word\n'},
     )
     expect(r.code, r.stderr).toBe(0)
+    expect(r.stderr).toBe('')
     expect(r.stdout).toBe("saved context 'p' (current): rediss://app:***@db.internal:6380/0\n")
     const url = new URL(JSON.parse(readFileSync(file, 'utf8')).contexts.p.redisUrl)
     expect(decodeURIComponent(url.password)).toBe('p@ss word')
@@ -106,6 +110,24 @@ describe('raptor context', () => {
     const scheme = await runCli(['context', 'add', 'x', '--redis-url', 'http://h:1'], {env: home().env})
     expect(scheme.code).toBe(2)
     expect(scheme.stderr).toMatch(/^Error: unsupported --redis-url scheme 'http:'/)
+    const tls = await runCli(['context', 'add', 'x', '--redis-url', 'rediss://h:1', '--tls-ca', 'nope.pem'], {
+      env: home().env,
+    })
+    expect(tls.code).toBe(2)
+    expect(tls.stderr).toMatch(/^Error: --tls-ca: cannot read \/.*\/nope\.pem \(ENOENT\)/)
+  })
+
+  it('keeps TLS files as absolute paths, so the context works from any directory', async () => {
+    const {env, file} = home()
+    const dir = tempDir({'ca.pem': 'not really a certificate\n'})
+    const r = await runCli(
+      ['context', 'add', 'tls', '--redis-url', 'rediss://db.internal:6380/0', '--tls-ca', 'ca.pem'],
+      {env, cwd: dir},
+    )
+    expect(r.code, r.stderr).toBe(0)
+    expect(JSON.parse(readFileSync(file, 'utf8')).contexts.tls.tlsCa).toBe(join(dir, 'ca.pem'))
+    const show = await runCli(['context', 'show', 'tls'], {env})
+    expect(show.stdout).toContain(`tls ca          ${join(dir, 'ca.pem')}\n`)
   })
 
   it('precedence: flag > env > context > config file > default', async () => {

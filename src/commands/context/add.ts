@@ -1,3 +1,6 @@
+import {accessSync, constants} from 'node:fs'
+import {resolve} from 'node:path'
+
 import {Args, Flags} from '@oclif/core'
 
 import {InvalidInputError} from '../../bus/errors.js'
@@ -54,6 +57,16 @@ export default class ContextAdd extends LocalCommand<typeof ContextAdd> {
       throw new InvalidInputError(
         `unsupported --redis-url scheme '${url.protocol}': use redis:// or rediss://`,
       )
+    if (url.password !== '') {
+      if (flags['password-stdin'])
+        throw new InvalidInputError(
+          '--password-stdin: the URL has a password already; leave it out of --redis-url',
+        )
+      // As docker login does: the context keeps it safe from now on, but this command line did not.
+      this.note(
+        'warning: the password on this command line is visible in ps and your shell history; --password-stdin keeps it off',
+      )
+    }
     if (flags['password-stdin']) {
       const password = (await readStdin()).replace(/\r?\n$/, '')
       if (password === '') throw new InvalidInputError('--password-stdin: nothing on stdin')
@@ -65,9 +78,9 @@ export default class ContextAdd extends LocalCommand<typeof ContextAdd> {
     const context: Context = {
       redisUrl: url.toString(),
       ...(flags.prefix === undefined ? {} : {prefix: flags.prefix}),
-      ...(flags['tls-ca'] === undefined ? {} : {tlsCa: flags['tls-ca']}),
-      ...(flags['tls-cert'] === undefined ? {} : {tlsCert: flags['tls-cert']}),
-      ...(flags['tls-key'] === undefined ? {} : {tlsKey: flags['tls-key']}),
+      ...(flags['tls-ca'] === undefined ? {} : {tlsCa: tlsFile(flags['tls-ca'], '--tls-ca')}),
+      ...(flags['tls-cert'] === undefined ? {} : {tlsCert: tlsFile(flags['tls-cert'], '--tls-cert')}),
+      ...(flags['tls-key'] === undefined ? {} : {tlsKey: tlsFile(flags['tls-key'], '--tls-key')}),
       ...(flags['tls-servername'] === undefined ? {} : {tlsServername: flags['tls-servername']}),
       ...(flags.description === undefined ? {} : {description: flags.description}),
     }
@@ -78,4 +91,21 @@ export default class ContextAdd extends LocalCommand<typeof ContextAdd> {
     this.log(`saved context '${name}'${current ? ' (current)' : ''}: ${redactContext(context).redisUrl}`)
     return {name, context: redactContext(context), current}
   }
+}
+
+/**
+ * A TLS file as the context keeps it: an absolute path (the context is used from any directory),
+ * checked readable now rather than at the first command that needs it.
+ * @throws InvalidInputError when it cannot be read
+ */
+function tlsFile(file: string, flag: string): string {
+  const path = resolve(file)
+  try {
+    accessSync(path, constants.R_OK)
+  } catch (error) {
+    throw new InvalidInputError(
+      `${flag}: cannot read ${path} (${(error as NodeJS.ErrnoException).code}): give the path of a PEM file`,
+    )
+  }
+  return path
 }
