@@ -66,6 +66,8 @@ export async function serveSse(
       res.end(`event: dropped\ndata: ${JSON.stringify({reason: why.reason})}\n\n`)
       setTimeout(() => res.destroy(), ctx.limits.dropGraceMs).unref()
     } else if (!res.writableEnded) res.end()
+    // The connection ends with the stream (no keep-alive after an event stream).
+    res.socket?.end()
   }
   const onShutdown = () => {
     if (!ended) res.write(`event: shutdown\ndata: {"reason":"the gateway is shutting down"}\n\n`)
