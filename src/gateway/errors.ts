@@ -61,7 +61,10 @@ export function errorBody(error: unknown): ErrorBody {
   const e = error as FastifyError & {validation?: unknown}
   if (e?.validation) {
     // "querystring/limit must be <= 1000" → "invalid querystring: limit must be <= 1000".
-    const message = e.message.replace(/^(querystring|body|params|headers)\/?/, 'invalid $1: ')
+    let message = e.message.replace(/^(querystring|body|params|headers)\/?/, 'invalid $1: ')
+    const first = (e.validation as {keyword?: string; params?: {additionalProperty?: string}}[])[0]
+    if (first?.keyword === 'additionalProperties')
+      message = `invalid ${e.validationContext ?? 'request'}: unknown field "${first.params?.additionalProperty}"`
     return {error: {code: 'INVALID_INPUT', message, status: 400}}
   }
   if (typeof e?.code === 'string' && FASTIFY_CODES[e.code]) {

@@ -97,6 +97,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     // Event ids of up to 256 characters, percent-encoded, fit in a path parameter.
     routerOptions: {maxParamLength: 1024},
     requestTimeout: 30_000,
+    // A misspelt field (`dryrun`) is an error, not silently dropped.
+    ajv: {customOptions: {removeAdditional: false}},
   })
 
   // JSON bodies are parsed exactly (no rounded integers, no __proto__ keys) for every JSON media type.

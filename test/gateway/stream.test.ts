@@ -4,7 +4,7 @@ import {afterEach, describe, expect, it} from 'vitest'
 import {WebSocket} from 'ws'
 
 import type {RaptorBus} from '../../src/bus/index.js'
-import type {Gateway} from '../../src/gateway/server.js'
+import type {GatewayLimits} from '../../src/gateway/context.js'
 import {sse, startTestGateway, type SseClient} from '../helpers/gateway.js'
 import {testBuses, waitFor} from '../helpers/index.js'
 
@@ -14,7 +14,7 @@ afterEach(async () => {
   while (open.length > 0) await open.pop()!.close()
 })
 
-async function setup(limits: Parameters<typeof startTestGateway>[1]['limits'] = {}) {
+async function setup(limits: Partial<GatewayLimits> = {}) {
   const b = await bus()
   const g = await startTestGateway(b, {limits})
   open.push(g)
@@ -34,8 +34,10 @@ function publish(b: RaptorBus, channel: string, type: string, data: Record<strin
 }
 
 /** A WebSocket whose messages (parsed) are collected. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON under test, checked by expect
 async function ws(url: string): Promise<{socket: WebSocket; messages: Record<string, any>[]}> {
   const socket = new WebSocket(url.replace(/^http/, 'ws'))
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON under test, checked by expect
   const messages: Record<string, any>[] = []
   socket.on('message', (data) => messages.push(JSON.parse(String(data))))
   await new Promise((resolve, reject) => {

@@ -103,6 +103,7 @@ export function sse(url: string, headers: Record<string, string> = {}): Promise<
 export async function call(
   url: string,
   init: RequestInit & {json?: unknown} = {},
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON under test, checked by expect
 ): Promise<{status: number; headers: Headers; body: any; text: string}> {
   const {json, ...rest} = init
   const response = await fetch(url, {
