@@ -103,9 +103,11 @@ export async function openStream(
   sink: StreamSink,
   options: {signal?: AbortSignal; maxInFlight?: number; onStart?: (cursor: CursorTracker) => void} = {},
 ): Promise<OpenStream> {
-  // A fresh stream's cursor starts at the server time before subscribing, so that a client that
-  // resumes before receiving anything misses nothing.
+  // A fresh stream starts at the server time before subscribing, exactly: what is published while
+  // the subscription is being set up comes from history (a resume from that time), so that neither a
+  // client that stays nor one that reconnects at once with the first cursor misses anything.
   const cursor = stream.resume ?? new CursorTracker(await bus.history.serverTime())
+  const resume = stream.resume ?? (stream.since === undefined ? cursor : undefined)
   options.onStart?.(cursor)
   const handler = (event: RaptorEvent, meta: LiveMeta) => {
     // Events the filters reject move the cursor too: a resume need not look at them again.
@@ -113,8 +115,8 @@ export async function openStream(
     if (stream.accept(event)) return sink.send(event, eventJson(event), cursor.toString())
   }
   const subscription = await bus.subscribe(stream.patterns, handler, {
-    resume: stream.resume?.toStreamCursor(),
-    since: stream.resume ? undefined : stream.since,
+    resume: resume?.toStreamCursor(),
+    since: resume ? undefined : stream.since,
     signal: options.signal,
     maxInFlight: options.maxInFlight,
   })

@@ -111,8 +111,15 @@ describe('GET /v1/stream (Server-Sent Events)', () => {
     await waitFor(() => second.events().length >= 100, 10_000, 'events after the resume')
     publishing = false
     await publisher
-    await waitFor(() => before.length + second.events().length >= sent, 10_000, `all ${sent} events`)
-    const seqs = [...before, ...second.events()].map((e) => (e.data as {seq: number}).seq)
+    const seqsOf = () => [...before, ...second.events()].map((e) => (e.data as {seq: number}).seq)
+    await waitFor(() => seqsOf().length >= sent, 10_000, `all ${sent} events`).catch((error: Error) => {
+      const got = new Set(seqsOf())
+      const missing = Array.from({length: sent}, (_, i) => i).filter((i) => !got.has(i))
+      throw new Error(
+        `${error.message}: ${missing.length} missing (${missing.slice(0, 20).join(',')}), before ${before.length}, after ${second.events().length}, resumed from ${resumeFrom}`,
+      )
+    })
+    const seqs = seqsOf()
     expect(seqs.length).toBe(sent)
     expect(new Set(seqs).size).toBe(sent)
     expect([...seqs].sort((x, y) => x - y)).toEqual(Array.from({length: sent}, (_, i) => i))
