@@ -6,10 +6,9 @@ import {dlqFilter, dlqFilterFlags} from '../../cli/dlq-flags.js'
 import {formatAge, isTty, palette, width} from '../../cli/output.js'
 import {displayTime} from '../../cli/records.js'
 import {renderTable, type Column} from '../../cli/table.js'
+import type {DlqListResult} from '../../cli/results.js'
 
-export interface DlqListResult {
-  entries: DlqEntry[]
-}
+export type {DlqListResult} from '../../cli/results.js'
 
 /** Entries shown when --limit is not given. */
 const DEFAULT_LIMIT = 100

@@ -1,18 +1,14 @@
 import {Flags} from '@oclif/core'
 
-import type {RequeueResult, SkippedEntry} from '../../bus/dlq.js'
 import {NotFoundError} from '../../bus/errors.js'
 import {BaseCommand} from '../../cli/base-command.js'
 import {dlqFilter, dlqFilterFlags} from '../../cli/dlq-flags.js'
 import {ExitCode} from '../../cli/exit-codes.js'
 import {plural} from '../../cli/output.js'
 import {progressBar} from '../../cli/progress.js'
+import {requeueResult, type DlqRequeueResult} from '../../cli/results.js'
 
-export interface DlqRequeueResult extends Omit<RequeueResult, 'skipped'> {
-  /** Entries left in the DLQ. */
-  skipped: number
-  skippedEntries: SkippedEntry[]
-}
+export type {DlqRequeueResult} from '../../cli/results.js'
 
 export default class DlqRequeue extends BaseCommand<typeof DlqRequeue> {
   static override summary = 'Redeliver dead-lettered events.'
@@ -78,13 +74,7 @@ Atomic in batches: an interrupted requeue neither loses nor duplicates an entry;
       onProgress: (n) => bar.update(n),
     })
     bar.stop()
-    const output: DlqRequeueResult = {
-      requeued: result.requeued,
-      dryRun: result.dryRun,
-      skipped: result.skipped.length,
-      skippedEntries: result.skipped,
-      targets: result.targets,
-    }
+    const output: DlqRequeueResult = requeueResult(result)
     if (flags.id && result.requeued === 0 && result.skipped.length === 0)
       throw new NotFoundError(
         `no dead letter matches --id ${flags.id.join(', ')}: raptor dlq list shows the ids`,
