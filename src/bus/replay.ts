@@ -70,13 +70,16 @@ export async function replayTo(
     if (options.signal?.aborted) break
     batch.push(await copy(event))
     if (intervalMs > 0) {
-      // Pace against the first event's time, not the previous event's, so that slow writes do not
-      // lower the rate, and a slow first read does not cause a burst to catch up.
-      started ??= Date.now()
-      const due = started + (result.republished + batch.length - 1) * intervalMs
-      const wait = due - Date.now()
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+      // Pace against the moment the first event was written, not the previous event's, so that slow
+      // writes do not lower the rate, and neither a slow first read nor a slow first write causes a
+      // burst to catch up: event n never goes out before n intervals after the first.
+      if (started !== undefined) {
+        const due = started + (result.republished + batch.length - 1) * intervalMs
+        const wait = due - Date.now()
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+      }
       await flush()
+      started ??= Date.now()
     } else if (batch.length >= BATCH) await flush()
   }
   await flush()
