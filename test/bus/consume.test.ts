@@ -273,6 +273,57 @@ describe('bus.consume', () => {
     expect(id).toMatch(/^evt-/)
   })
 
+  it('fences acks correctly however many entries a consumer holds', async () => {
+    const b = await bus()
+    const stream = b.keys.stream(CHANNEL)
+    await b.redis.xgroup('CREATE', stream, 'g', '0', 'MKSTREAM')
+    await b.publishMany(Array.from({length: 30}, (_, i) => ({channel: CHANNEL, type: 'x', payload: {i}})))
+    const [[, entries]] = (await b.redis.xreadgroup('GROUP', 'g', 'c', 'STREAMS', stream, '>')) as [
+      string,
+      [string, string[]][],
+    ][]
+    const ids = entries.map(([id]) => id)
+    const stats = b.keys.stats(CHANNEL)
+    const hstats = b.keys.handlerStats(CHANNEL, 'g')
+    // The first and the last of 30 entries held by this consumer: both are its own.
+    expect(await b.redis.raptorAck(stream, stats, hstats, 'g', 'c', '0', '1', '1', ids[0], ids[29])).toEqual(
+      [],
+    )
+    // Another consumer takes one in the middle: only that one is refused.
+    await b.redis.xclaim(stream, 'g', 'other', 0, ids[10])
+    expect(
+      await b.redis.raptorAck(stream, stats, hstats, 'g', 'c', '0', '1', '1', ...ids.slice(1, 29)),
+    ).toEqual([ids[10]])
+    expect(await pending(b, 'g')).toBe(1)
+  })
+
+  it("leaves the agents' heartbeats out of glob handlers unless a handler names sys.global.heartbeat", async () => {
+    const b = await bus()
+    await b.publish({channel: 'sys.global.heartbeat', type: 'agent.heartbeat', payload: {n: 0}})
+    const glob: string[] = []
+    const named: string[] = []
+    await b.consume(
+      handler({name: 'everything', channels: ['sys.**'], handle: (e) => void glob.push(e.channel)}),
+    )
+    await b.consume(
+      handler({name: 'star', channels: ['sys.global.*'], handle: (e) => void glob.push(e.channel)}),
+    )
+    await b.consume(
+      handler({
+        name: 'beats',
+        channels: ['sys.global.heartbeat'],
+        handle: (e) => void named.push(e.channel),
+      }),
+    )
+    await b.publish({channel: 'sys.global.heartbeat', type: 'agent.heartbeat', payload: {n: 1}})
+    await b.publish({channel: CHANNEL, type: 'after'})
+    await waitFor(() => glob.includes(CHANNEL) && named.length === 1, 5000, 'deliveries')
+    expect(glob).toEqual([CHANNEL])
+    expect(named).toEqual(['sys.global.heartbeat'])
+    const groups = (await b.redis.xinfo('GROUPS', b.keys.stream('sys.global.heartbeat'))) as unknown[][]
+    expect(groups.map((g) => g[g.indexOf('name') + 1])).toEqual(['beats'])
+  })
+
   it('keeps a slow in-flight handler alive: it is never reclaimed by another consumer', async () => {
     const b = await bus()
     const b2 = await RaptorBus.connect({redisUrl: redisUrl(), prefix: b.keys.prefix})
