@@ -51,7 +51,7 @@ describe('an event whose history is trimmed while it is pending', () => {
     expect(entry.error).toContain('still failing (attempt 3)')
     expect(attempts).toEqual([1, 2, 3])
     expect(outcomes.map((o) => o.outcome)).toEqual(['retrying', 'retrying', 'dead-lettered'])
-    expect(outcomes[2].error).toContain('history trimmed')
+    expect(outcomes[2].note).toContain('history trimmed')
     expect(Number(((await b.redis.xpending(b.keys.stream(CHANNEL), 'h1')) as [number])[0])).toBe(0)
     // The counter, in the library's metrics, in Prometheus and through the CLI.
     const metrics = await b.metrics()
