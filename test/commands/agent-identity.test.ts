@@ -27,6 +27,14 @@ function startAgent(prefix: string, args: string[]) {
 const started = (a: ReturnType<typeof startAgent>) =>
   waitFor(() => a.lines.some((l) => String(l.msg).includes('started')), 15_000, 'agent start')
 
+/** Publishes a job and waits until the worker handler has acked it. */
+async function handledOne(b: Awaited<ReturnType<typeof bus>>): Promise<void> {
+  const acked = async () => Number((await b.redis.hget(b.keys.handlerStats(JOBS, 'worker'), 'acked')) ?? 0)
+  const before = await acked()
+  await b.publish({channel: JOBS, type: 'job', payload: {n: before}})
+  await waitFor(async () => (await acked()) > before, 10_000, 'a job handled')
+}
+
 /** Consumers of a group on a stream, by name. */
 async function consumers(b: Awaited<ReturnType<typeof bus>>, group: string): Promise<string[]> {
   const info = (await b.redis.xinfo('CONSUMERS', b.keys.stream(JOBS), group)) as unknown[][]
@@ -39,6 +47,7 @@ describe('raptor agent identity', () => {
     const prefix = b.keys.prefix
     const first = startAgent(prefix, ['--plugin', WORKER, '--id', 'worker-1'])
     await started(first)
+    await handledOne(b)
     const before = {
       consumers: await consumers(b, 'worker'),
       registration: await b.redis.hget(b.keys.agents(), 'worker-1'),
@@ -48,19 +57,12 @@ describe('raptor agent identity', () => {
     expect(second.stderr).toContain("agent id 'worker-1' is in use")
     expect(second.stderr).toContain(`pid ${first.child.pid}`)
     expect(second.stderr).toMatch(/if that agent is dead/)
+    expect(before.consumers).toHaveLength(1)
     expect(await consumers(b, 'worker')).toEqual(before.consumers)
     expect(JSON.parse((await b.redis.hget(b.keys.agents(), 'worker-1'))!).pid).toBe(first.child.pid)
     expect(before.registration).not.toBeNull()
-    // The first agent still owns its work: events are handled once.
-    const ids = await b.publishMany(
-      Array.from({length: 20}, (_, n) => ({channel: JOBS, type: 'job', payload: {n}})),
-    )
-    await waitFor(
-      async () =>
-        Number((await b.redis.hgetall(b.keys.handlerStats(JOBS, 'worker'))).acked ?? 0) === ids.length,
-      10_000,
-      'all acked',
-    )
+    // The first agent still owns its work.
+    await handledOne(b)
     // Once the first has stopped (its lease released), the id is free again.
     first.child.kill('SIGTERM')
     expect(await first.exit).toBe(0)
@@ -73,13 +75,35 @@ describe('raptor agent identity', () => {
     const prefix = b.keys.prefix
     const one = startAgent(prefix, ['--plugin', WORKER, '--id', 'same'])
     await started(one)
+    await handledOne(b)
     one.child.kill('SIGTERM')
     await one.exit
     const two = startAgent(prefix, ['--plugin', WORKER, '--id', 'same'])
     await started(two)
+    await handledOne(b)
     const names = await consumers(b, 'worker')
     expect(new Set(names).size).toBe(2)
     for (const n of names) expect(n.startsWith('same:worker:')).toBe(true)
+  })
+
+  it('stops (exit 1) when another agent has taken its id, e.g. after an outage longer than the lease', async () => {
+    const b = await bus()
+    const agent = startAgent(b.keys.prefix, ['--plugin', WORKER, '--id', 'taken'])
+    await started(agent)
+    const foreign = JSON.stringify({
+      pid: 4242,
+      host: 'elsewhere',
+      since: new Date().toISOString(),
+      token: 'x',
+    })
+    await b.redis.set(b.keys.agentLease('taken'), foreign, 'PX', 60_000)
+    expect(await agent.exit).toBe(1)
+    const error = agent.lines.find((l) => l.level === 'error')
+    expect(String(error?.msg)).toContain(
+      "agent id 'taken' is in use by a live agent: pid 4242 on host elsewhere",
+    )
+    // It did not release the other agent's claim.
+    expect(await b.redis.get(b.keys.agentLease('taken'))).toBe(foreign)
   })
 
   it.each([
