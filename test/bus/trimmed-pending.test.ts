@@ -1,11 +1,14 @@
 import {describe, expect, it} from 'vitest'
 
 import {toPrometheus, type ConsumeOutcome, type RaptorBus} from '../../src/bus/index.js'
-import {testBuses, waitFor} from '../helpers/index.js'
+import {redisUrl, testBuses, waitFor} from '../helpers/index.js'
+import {childProcesses, fixture} from '../helpers/child.js'
 import {cli, streamEntries} from '../helpers/ops.js'
 
 const CHANNEL = 'sys.state.update'
 const bus = testBuses()
+const spawnChild = childProcesses()
+const FIXTURE = fixture('poison-consumer.mjs')
 
 /** Trims a channel's history up to and including one entry, as retention does. */
 async function trimThrough(b: RaptorBus, entryId: string): Promise<void> {
@@ -100,5 +103,44 @@ describe('an event whose history is trimmed while it is pending', () => {
     expect(outcomes.map((o) => o.outcome)).toEqual(['acked'])
     expect((await b.redis.hgetall(b.keys.handlerStats(CHANNEL, 'h1'))).trimmedWhilePending).toBe('1')
     expect(Number(((await b.redis.xpending(b.keys.stream(CHANNEL), 'h1')) as [number])[0])).toBe(0)
+  })
+
+  it('is dead-lettered from the held copy when its consumer dies holding it', async () => {
+    const b = await bus()
+    const child = spawnChild([
+      FIXTURE,
+      JSON.stringify({redisUrl: redisUrl(), prefix: b.keys.prefix, name: 'h1', reclaimAfterMs: 400}),
+    ])
+    await waitFor(() => child.lines.some((l) => 'ready' in l), 10_000, 'child ready')
+    const id = await b.publish({channel: CHANNEL, type: 'stuck', payload: {hang: true}})
+    await waitFor(() => child.lines.some((l) => 'started' in l), 10_000, 'handler running')
+    const entryId = await entryIdOf(b, id)
+    await trimThrough(b, entryId)
+    // The owner notices at its next keep-alive and stores its copy in Redis; then it dies.
+    const held = b.keys.heldCopies(CHANNEL, 'h1', false)
+    await waitFor(async () => (await b.redis.hexists(held, `${entryId}:e`)) === 1, 5000, 'copy held')
+    child.child.kill('SIGKILL')
+    await child.exit
+    const outcomes: ConsumeOutcome[] = []
+    await b.consume(
+      {name: 'h1', channels: [CHANNEL], handle: () => {}},
+      {reclaimAfterMs: 400, onOutcome: (o) => outcomes.push(o)},
+    )
+    const dlq = b.keys.dlq(CHANNEL, 'max_retries_exceeded')
+    const [entry] = await waitFor(async () => {
+      const e = await streamEntries(b, dlq)
+      return e.length > 0 && e
+    }, 10_000)
+    expect(JSON.parse(entry.e)).toMatchObject({id, type: 'stuck'})
+    expect(entry).toMatchObject({reason: 'max_retries_exceeded', handler: 'h1', sid: entryId, attempts: '1'})
+    expect(entry.error).toContain('stopped while holding it and its history was trimmed by retention')
+    expect(outcomes.map((o) => o.outcome)).toEqual(['dead-lettered'])
+    expect(outcomes[0].note).toContain('history trimmed')
+    expect(Number(((await b.redis.xpending(b.keys.stream(CHANNEL), 'h1')) as [number])[0])).toBe(0)
+    expect(await b.redis.exists(held)).toBe(0)
+    const stats = await b.redis.hgetall(b.keys.handlerStats(CHANNEL, 'h1'))
+    expect(stats).toMatchObject({trimmedWhilePending: '1', deadLettered: '1'})
+    // A requeue runs it again, from the copy.
+    expect((await b.dlq.requeue({})).requeued).toBe(1)
   })
 })
