@@ -8,15 +8,16 @@
  * - innocent dead-lettered: events other than the poison ones in a DLQ (must be 0)
  * - duplicates: extra completions of an event (at-least-once: counted, not an error)
  * - ack window: events that had finished in a process when it died and ran again elsewhere
- * - reclaim latency: from a death to the next start (or the dead-lettering) of each event the dead
- *   process was running, with the others working through a backlog (max must be <= 30 s)
+ * - reclaim latency: for each event an agent took over (its log says so), from the death of the agent
+ *   that held it to its next start (or its dead-lettering), with the others working through a backlog
+ *   (max must be <= 30 s)
  *
  * npm run soak -- [--events 50000] [--agents 3] [--kill-every 5000] [--poisons 8] [--handler-ms 10]
  *                 [--concurrency 8] [--redis-url URL] [--timeout-min 30] [--json]
  */
 import {spawn, type ChildProcess} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
-import {mkdtempSync, readFileSync, readdirSync} from 'node:fs'
+import {closeSync, mkdtempSync, openSync, readFileSync, readdirSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -56,7 +57,7 @@ interface Agent {
 }
 
 interface Death {
-  log: string
+  agent: string
   at: number
   cause: 'kill -9' | 'poison'
   /** Consumer-group lag (events not yet delivered) at the time. */
@@ -83,9 +84,10 @@ async function main(): Promise<void> {
   const start = (slot: number): Agent => {
     const id = `soak-${slot}-${++generation}`
     const log = join(dir, `${id}.log`)
+    const out = openSync(join(dir, `${id}.out`), 'w')
     const child = spawn(
       process.execPath,
-      [BIN, 'agent', '--plugin', PLUGIN, '--id', id, '--concurrency', String(CONCURRENCY)],
+      [BIN, 'agent', '--json', '--plugin', PLUGIN, '--id', id, '--concurrency', String(CONCURRENCY)],
       {
         env: {
           ...process.env,
@@ -95,16 +97,15 @@ async function main(): Promise<void> {
           SOAK_HANDLER_MS: String(HANDLER_MS),
           NO_COLOR: '1',
         },
-        stdio: ['ignore', 'ignore', 'pipe'],
+        stdio: ['ignore', out, 'pipe'],
       },
     )
+    closeSync(out)
     let stderr = ''
-    const started = new Promise<void>((resolve) => {
-      child.stderr!.on('data', (d) => {
-        stderr = (stderr + d).slice(-20_000)
-        if (stderr.includes(`agent ${id} started`)) resolve()
-      })
-    })
+    child.stderr!.on('data', (d) => (stderr = (stderr + d).slice(-20_000)))
+    const started = (async () => {
+      while (!readFileSync(join(dir, `${id}.out`), 'utf8').includes(`agent ${id} started`)) await sleep(100)
+    })()
     const agent: Agent = {
       id,
       child,
@@ -115,7 +116,7 @@ async function main(): Promise<void> {
     }
     void agent.exited.then(async (code) => {
       if (agents[slot] === agent) agents[slot] = undefined
-      if (code === 3) deaths.push({log, at: Date.now(), cause: 'poison'})
+      if (code === 3) deaths.push({agent: id, at: Date.now(), cause: 'poison'})
       else if (!agent.killed && !stopping) say(`agent ${id} exited with ${code}: ${stderr.slice(-500)}`)
       if (!stopping) agents[slot] = start(slot)
     })
@@ -127,14 +128,17 @@ async function main(): Promise<void> {
   await Promise.all(agents.map((a) => a!.started))
   // The poison events are spread evenly through the sequence.
   const poison = new Set(Array.from({length: POISONS}, (_, i) => Math.floor(((i + 0.5) * EVENTS) / POISONS)))
+  const ids: string[] = []
   for (let from = 0; from < EVENTS; from += 1000) {
     const batch = Array.from({length: Math.min(1000, EVENTS - from)}, (_, k) => {
       const seq = from + k
       return {channel: CHANNEL, type: 'soak', payload: poison.has(seq) ? {seq, poison: true} : {seq}}
     })
-    await bus.publishMany(batch)
+    ids.push(...(await bus.publishMany(batch)))
   }
-  say(`published ${EVENTS} events (${POISONS} poison) to ${AGENTS} agents; killing one every ${KILL_EVERY_MS} ms`)
+  say(
+    `published ${EVENTS} events (${POISONS} poison) to ${AGENTS} agents; killing one every ${KILL_EVERY_MS} ms`,
+  )
 
   // Kill an agent every few seconds while there is a backlog.
   let kills = 0
@@ -149,7 +153,7 @@ async function main(): Promise<void> {
       await victim.started
       victim.killed = true
       victim.child.kill('SIGKILL')
-      deaths.push({log: victim.log, at: Date.now(), cause: 'kill -9', backlog})
+      deaths.push({agent: victim.id, at: Date.now(), cause: 'kill -9', backlog})
       kills++
     }
   })()
@@ -159,11 +163,16 @@ async function main(): Promise<void> {
   let last = 0
   for (;;) {
     await sleep(1000)
-    const [backlog, pendingReply] = await Promise.all([lag(), bus.redis.xpending(bus.keys.stream(CHANNEL), 'soak')])
+    const [backlog, pendingReply] = await Promise.all([
+      lag(),
+      bus.redis.xpending(bus.keys.stream(CHANNEL), 'soak'),
+    ])
     const pending = Number((pendingReply as [number])[0])
     if (Date.now() - last > 10_000) {
       last = Date.now()
-      say(`${Math.round((Date.now() - begun) / 1000)} s: backlog ${backlog}, pending ${pending}, deaths ${deaths.length}`)
+      say(
+        `${Math.round((Date.now() - begun) / 1000)} s: backlog ${backlog}, pending ${pending}, deaths ${deaths.length}`,
+      )
     }
     if (backlog === 0 && pending === 0) break
     if (Date.now() > deadline) {
@@ -178,16 +187,28 @@ async function main(): Promise<void> {
   await Promise.all(live.map((a) => a.exited))
   const elapsedMs = Date.now() - begun
 
-  // What ran, from the plugin's logs.
-  type Line = {kind: string; seq: number; attempt: number; at: number; log: string}
-  const lines: Line[] = []
+  // What ran, from the plugins' logs (`<id>.log`), and what was taken over, from the agents' (`<id>.out`).
+  type Mark = {kind: string; seq: number; at: number; agent: string}
+  const marks: Mark[] = []
+  const seqOf = new Map(ids.map((id, seq) => [id, seq]))
   for (const file of readdirSync(dir)) {
-    const log = join(dir, file)
-    for (const raw of readFileSync(log, 'utf8').split('\n')) {
-      const [kind, seq, attempt, at] = raw.split(' ')
-      if (kind) lines.push({kind, seq: Number(seq), attempt: Number(attempt), at: Number(at), log})
+    const agent = file.replace(/\.(log|out)$/, '')
+    const text = readFileSync(join(dir, file), 'utf8')
+    if (file.endsWith('.log')) {
+      for (const raw of text.split('\n')) {
+        const [kind, seq, , at] = raw.split(' ')
+        if (kind) marks.push({kind, seq: Number(seq), at: Number(at), agent})
+      }
+    } else {
+      for (const raw of text.split('\n')) {
+        if (!raw.includes('took over')) continue
+        const l = JSON.parse(raw) as {time: string; event?: string}
+        const seq = seqOf.get(l.event ?? '')
+        if (seq !== undefined) marks.push({kind: 'c', seq, at: Date.parse(l.time), agent})
+      }
     }
   }
+  marks.sort((a, b) => a.at - b.at)
   const dead = new Map<number, number>()
   for (const reason of ['max_retries_exceeded', 'processing_timeout', 'schema_violation'] as const) {
     const entries = (await bus.redis.xrange(bus.keys.dlq(CHANNEL, reason), '-', '+')) as [string, string[]][]
@@ -198,7 +219,7 @@ async function main(): Promise<void> {
     }
   }
   const done = new Map<number, number>()
-  for (const l of lines) if (l.kind === 'd') done.set(l.seq, (done.get(l.seq) ?? 0) + 1)
+  for (const m of marks) if (m.kind === 'd') done.set(m.seq, (done.get(m.seq) ?? 0) + 1)
   let lost = 0
   let duplicates = 0
   for (let seq = 0; seq < EVENTS; seq++) {
@@ -209,26 +230,34 @@ async function main(): Promise<void> {
   }
   const innocentDead = [...dead.keys()].filter((s) => !poison.has(s))
 
-  // Per death: the ack window (finished there, ran again elsewhere) and the reclaim latency.
-  const byLog = new Map<string, Line[]>()
-  for (const l of lines) byLog.set(l.log, [...(byLog.get(l.log) ?? []), l])
-  const startsOf = new Map<number, Line[]>()
-  for (const l of lines) if (l.kind === 's') startsOf.set(l.seq, [...(startsOf.get(l.seq) ?? []), l])
+  // Reclaim latency: an event taken over (a `c` mark) runs again (`s`) or is given up (dead-lettered)
+  // after the death of the agent that held it before; measured from that death.
+  const diedAt = new Map(deaths.map((d) => [d.agent, d.at]))
+  const bySeq = new Map<number, Mark[]>()
+  for (const m of marks) if (m.kind !== 'd') bySeq.set(m.seq, [...(bySeq.get(m.seq) ?? []), m])
   const latencies: number[] = []
-  const caught: number[] = []
-  for (const d of deaths) {
-    const own = byLog.get(d.log) ?? []
-    const finished = new Set(own.filter((l) => l.kind === 'd').map((l) => l.seq))
-    const held = new Set(own.filter((l) => l.kind === 's' && !finished.has(l.seq)).map((l) => l.seq))
-    const ranAgain = (seq: number) => (startsOf.get(seq) ?? []).find((s) => s.log !== d.log && s.at >= d.at)
-    caught.push([...finished].filter((seq) => ranAgain(seq)).length)
-    for (const seq of held) {
-      const next = ranAgain(seq)
+  for (const [seq, history] of bySeq) {
+    history.forEach((claim, i) => {
+      if (claim.kind !== 'c') return
+      const before = history
+        .slice(0, i)
+        .reverse()
+        .find((m) => m.agent !== claim.agent)
+      const death = before && diedAt.get(before.agent)
+      if (death === undefined) return
+      const next = history.slice(i + 1).find((m) => m.agent === claim.agent && m.kind === 's')
       const failedAt = dead.get(seq)
-      const at = next ? next.at : failedAt !== undefined && failedAt >= d.at ? failedAt : undefined
-      if (at !== undefined) latencies.push(at - d.at)
-    }
+      const at = next?.at ?? (failedAt !== undefined && failedAt >= claim.at ? failedAt : undefined)
+      if (at !== undefined) latencies.push(at - death)
+    })
   }
+  // The ack window: events that had finished in an agent when it died and ran again elsewhere.
+  const caught: number[] = deaths.map((d) => {
+    const finished = new Set(marks.filter((m) => m.agent === d.agent && m.kind === 'd').map((m) => m.seq))
+    return [...finished].filter((seq) =>
+      (bySeq.get(seq) ?? []).some((m) => m.kind === 's' && m.agent !== d.agent && m.at >= d.at),
+    ).length
+  })
   const stats = await bus.redis.hgetall(bus.keys.handlerStats(CHANNEL, 'soak'))
   const backlogs = deaths.filter((d) => d.backlog !== undefined).map((d) => d.backlog!)
   const report = {

@@ -192,6 +192,13 @@ export class Agent {
         reclaimAfterMs: this.options.reclaimAfterMs,
         logger: log.forHandler(handler.name),
         onOutcome: (o) => this.record(o),
+        onTakeover: (t) =>
+          log.write('info', 'took over an event its consumer left unfinished', {
+            handler: t.handler,
+            event: t.eventId,
+            from: t.from,
+            attempts: t.attempts,
+          }),
         onError: (e) => log.write('warn', `consumer ${handler.name}: ${e.message}`, {handler: handler.name}),
       })
       this.consumers.push(consumer)

@@ -1,3 +1,5 @@
+import {setTimeout as delay} from 'node:timers/promises'
+
 import type {DlqReason} from './channels.js'
 import type {AckBatcher} from './consumer-acks.js'
 import type {IsolationGate} from './consumer-gate.js'
@@ -48,21 +50,25 @@ export interface Flight {
   held: boolean
 }
 
-/** What handling needs from its consumer. */
-export interface HandlingContext {
-  handler: ResolvedHandler
-  consumerId: string
-  scripts: ConsumeScripts
-  acks: AckBatcher
-  gate: IsolationGate
+/** What handlers reach through their bus: payload schemas, publish, reply. */
+export interface BusAccess {
   schemas: Record<string, PayloadSchema>
-  logger: HandlerLogger
   publish(input: PublishInput): Promise<string>
   reply(
     request: RaptorEvent,
     payload: Record<string, unknown>,
     options: {type?: string; source: string},
   ): Promise<void>
+}
+
+/** What handling needs from its consumer. */
+export interface HandlingContext extends BusAccess {
+  handler: ResolvedHandler
+  consumerId: string
+  scripts: ConsumeScripts
+  acks: AckBatcher
+  gate: IsolationGate
+  logger: HandlerLogger
   report(outcome: Omit<ConsumeOutcome, 'handler'>): void
   /** Aborted when the consumer stops taking work: waits for the gate give up. */
   stopping: AbortSignal
@@ -75,21 +81,6 @@ const TRIMMED_NOTE = 'history trimmed by retention while pending; this consumer 
 function field(fields: string[], name: string): string | undefined {
   for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1]
   return undefined
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve()
-    const done = () => {
-      clearTimeout(timer)
-      resolve()
-    }
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', done)
-      resolve()
-    }, ms)
-    signal.addEventListener('abort', done, {once: true})
-  })
 }
 
 const errorMessage = (error: unknown) => (error instanceof Error ? error.message : String(error))
@@ -147,7 +138,7 @@ export class Handling {
         if (f.isolated) this.ctx.gate.release()
         else this.ctx.gate.leave()
       }
-      let delay: number
+      let backoffMs: number
       try {
         if (!f.fresh) {
           const begun = await this.ctx.scripts.begin(f.source, f.id)
@@ -184,19 +175,19 @@ export class Handling {
         if (retry === 'lost')
           return this.lost(f, base, durationMs, 'another consumer took it over', result.error)
         if (retry === 'trimmed') await this.hold(f)
-        delay = backoffDelay(handler.backoff, attempt)
+        backoffMs = backoffDelay(handler.backoff, attempt)
         this.ctx.report({
           ...base,
           attempt,
           outcome: 'retrying',
           error: result.error,
           durationMs,
-          retryInMs: delay,
+          retryInMs: backoffMs,
         })
       } finally {
         leave()
       }
-      await sleep(delay, this.ctx.hardStop)
+      await delay(backoffMs, undefined, {signal: this.ctx.hardStop}).catch(() => {})
       if (this.ctx.hardStop.aborted) return
     }
   }

@@ -18,8 +18,8 @@ declare module './scripts.js' {
     raptorTouch(...args: Arg[]): Promise<[string[], string[]]>
     /** lua/hold.lua: 1 stored, 0 nothing to do, -1 lost. */
     raptorHold(...args: Arg[]): Promise<number>
-    /** lua/claim.lua: {next scan start, claimed [id, count, fields], gone [id, owner]}. */
-    raptorClaim(...args: Arg[]): Promise<[string, [string, number, string[]][], [string, string][]]>
+    /** lua/claim.lua: {next scan start, claimed [id, count, fields, owner], gone [id, owner]}. */
+    raptorClaim(...args: Arg[]): Promise<[string, [string, number, string[], string][], [string, string][]]>
     /** lua/forget.lua: number of consumers removed. */
     raptorForget(...args: Arg[]): Promise<number>
   }
@@ -52,6 +52,8 @@ export interface Claimed {
   /** Attempts that started so far (the delivery count). */
   count: number
   fields: string[]
+  /** The consumer that held it. */
+  from: string
 }
 
 /** The result of one claim call. */
@@ -80,6 +82,11 @@ export class ConsumeScripts {
     return this.keys.heldCopies(s.channel, this.group, s.requeue)
   }
 
+  /** The channel's and the handler's counter hashes. */
+  private counters(s: Source): [string, string] {
+    return [this.keys.stats(s.channel), this.keys.handlerStats(s.channel, this.group)]
+  }
+
   /** A pipeline to queue several calls on (acks of several streams, keep-alives). */
   pipeline(): ScriptPipeline {
     return scriptPipeline(this.redis)
@@ -87,11 +94,9 @@ export class ConsumeScripts {
 
   /** Queues a fenced ack of ids of one stream; the reply is the ids not acknowledged. */
   ack(pipeline: ScriptPipeline, s: Source, ids: string[], counted: boolean): void {
-    const {keys} = this
     pipeline.raptorAck(
       s.stream,
-      keys.stats(s.channel),
-      keys.handlerStats(s.channel, this.group),
+      ...this.counters(s),
       this.held(s),
       this.group,
       this.consumer,
@@ -115,12 +120,10 @@ export class ConsumeScripts {
 
   /** Dead-letters an entry (fenced, atomic with its ack); false when this consumer no longer owns it. */
   async deadLetter(s: Source, id: string, dead: DeadLetter): Promise<boolean> {
-    const {keys} = this
     const parked = await this.redis.raptorDeadLetter(
       s.stream,
-      keys.dlq(s.channel, dead.reason),
-      keys.stats(s.channel),
-      keys.handlerStats(s.channel, this.group),
+      this.keys.dlq(s.channel, dead.reason),
+      ...this.counters(s),
       this.held(s),
       this.group,
       this.consumer,
@@ -140,11 +143,9 @@ export class ConsumeScripts {
 
   /** Records a failed attempt that will be retried. */
   async retry(s: Source, id: string): Promise<'ok' | 'lost' | 'trimmed'> {
-    const {keys} = this
     const r = await this.redis.raptorRetry(
       s.stream,
-      keys.stats(s.channel),
-      keys.handlerStats(s.channel, this.group),
+      ...this.counters(s),
       this.held(s),
       this.group,
       this.consumer,
@@ -172,12 +173,10 @@ export class ConsumeScripts {
 
   /** Stores this consumer's copy of an entry whose history was trimmed while it held it. */
   async hold(s: Source, id: string, json: string, requeues: string): Promise<number> {
-    const {keys} = this
     return this.redis.raptorHold(
       s.stream,
       this.held(s),
-      keys.stats(s.channel),
-      keys.handlerStats(s.channel, this.group),
+      ...this.counters(s),
       this.group,
       this.consumer,
       id,
@@ -188,13 +187,11 @@ export class ConsumeScripts {
 
   /** Takes over up to `want` entries other consumers left idle for `minIdleMs`. */
   async claim(s: Source, from: string, want: number, minIdleMs: number, scan = 100): Promise<ClaimResult> {
-    const {keys} = this
     const [next, claimed, gone] = await this.redis.raptorClaim(
       s.stream,
       this.held(s),
-      keys.dlq(s.channel, 'max_retries_exceeded'),
-      keys.stats(s.channel),
-      keys.handlerStats(s.channel, this.group),
+      this.keys.dlq(s.channel, 'max_retries_exceeded'),
+      ...this.counters(s),
       this.group,
       this.consumer,
       minIdleMs,
@@ -207,7 +204,7 @@ export class ConsumeScripts {
     )
     return {
       next,
-      claimed: claimed.map(([id, count, fields]) => ({id, count: Number(count), fields})),
+      claimed: claimed.map(([id, count, fields, from]) => ({id, count: Number(count), fields, from})),
       gone: gone.map(([id, owner]) => ({id, owner})),
     }
   }

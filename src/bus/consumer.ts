@@ -1,5 +1,6 @@
-import {hostname} from 'node:os'
 import {randomBytes} from 'node:crypto'
+import {hostname} from 'node:os'
+import {setTimeout as delay} from 'node:timers/promises'
 
 import type {Redis} from 'ioredis'
 
@@ -7,10 +8,9 @@ import {HEARTBEAT_CHANNEL, channelMatcher, isPattern} from './channels.js'
 import {openConnection, type ConnectionOptions} from './connection.js'
 import {AckBatcher} from './consumer-acks.js'
 import {processGate} from './consumer-gate.js'
-import {Handling, type ConsumeOutcome, type Flight} from './consumer-handling.js'
+import {Handling, type BusAccess, type ConsumeOutcome, type Flight} from './consumer-handling.js'
 import {LeaseKeeper, type HeldEntry} from './consumer-lease.js'
 import {ConsumeScripts, type Claimed, type Source} from './consumer-scripts.js'
-import type {PayloadSchema, PublishInput, RaptorEvent} from './events.js'
 import {Abortable, type HandlerLogger, type ResolvedHandler} from './handler.js'
 import type {History} from './history.js'
 import type {Keys} from './keys.js'
@@ -39,36 +39,36 @@ export interface ConsumeOptions {
   refreshMs?: number
   /** Called after every attempt. */
   onOutcome?: (outcome: ConsumeOutcome) => void
+  /** Called when this consumer takes an event over from a consumer that went silent holding it. */
+  onTakeover?: (takeover: Takeover) => void
   /** Called with errors of the consume loop itself (Redis down, …); the loop keeps going. */
   onError?: (error: Error) => void
   /** Logger for `ctx.log`. @defaultValue silent */
   logger?: HandlerLogger
 }
 
+/** An event taken over from a consumer that died or stalled while holding it. */
+export interface Takeover {
+  handler: string
+  channel: string
+  /** The stream entry id. */
+  entryId: string
+  eventId?: string
+  /** The consumer that held it. */
+  from: string
+  /** Attempts that started before (and never finished). */
+  attempts: number
+}
+
 /** What a consumer needs from its bus. */
-export interface ConsumerContext {
+export interface ConsumerContext extends BusAccess {
   redis: ScriptedRedis
   keys: Keys
   history: History
   connection: ConnectionOptions
-  schemas: Record<string, PayloadSchema>
-  publish(input: PublishInput): Promise<string>
-  reply(
-    request: RaptorEvent,
-    payload: Record<string, unknown>,
-    options: {type?: string; source: string},
-  ): Promise<void>
 }
 
 const SILENT: HandlerLogger = {info() {}, warn() {}, error() {}}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve()
-    const timer = setTimeout(resolve, ms)
-    signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), {once: true})
-  })
-}
 
 const errorMessage = (error: unknown) => (error instanceof Error ? error.message : String(error))
 
@@ -173,7 +173,8 @@ export class Consumer {
     this.offGateClose?.()
     await this.unblock()
     const deadline = Date.now() + graceMs
-    while (this.flights.size > 0 && Date.now() < deadline) await sleep(20, this.hardStop.signal)
+    while (this.flights.size > 0 && Date.now() < deadline)
+      await delay(20, undefined, {signal: this.hardStop.signal}).catch(() => {})
     this.hardStop.abort()
     for (const f of this.flights.values()) f.abortable.abort(new Error('consumer stopped'))
     await this.loopDone?.catch(() => {})
@@ -274,7 +275,9 @@ export class Consumer {
           // Redis lost the groups (restarted without persistence): join again and go on.
           await this.createGroups(this.sources, '0').catch((e) => this.reportError(e))
         }
-        await sleep(Math.min(100 * 2 ** failures, 2000), this.hardStop.signal)
+        await delay(Math.min(100 * 2 ** failures, 2000), undefined, {signal: this.hardStop.signal}).catch(
+          () => {},
+        )
       }
     }
   }
@@ -330,7 +333,18 @@ export class Consumer {
         if (f) void this.handling.hold(f).catch((error) => this.reportError(error))
       },
       claimed: (source: Source, entries: Claimed[]) => {
-        for (const c of entries) this.dispatch(source, c.id, c.fields, c)
+        for (const c of entries) {
+          const e = c.fields[c.fields.indexOf('e') + 1] ?? ''
+          this.options.onTakeover?.({
+            handler: this.group,
+            channel: source.channel,
+            entryId: c.id,
+            eventId: /"id":"([^"]+)"/.exec(e)?.[1],
+            from: c.from,
+            attempts: c.count,
+          })
+          this.dispatch(source, c.id, c.fields, c)
+        }
       },
       gone: (source: Source, entries: {id: string; owner: string}[]) => {
         for (const g of entries)

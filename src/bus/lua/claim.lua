@@ -23,7 +23,7 @@
   ARGV[9] '1' when KEYS[1] is a requeue stream (a dead-lettered entry is deleted from it)
 
   Returns {next scan start ('-' when the scan wrapped), claimed, gone}: claimed is a list of
-  {id, delivery count, fields}; gone is a list of {id, owner} dead-lettered here.
+  {id, delivery count, fields, previous owner}; gone is a list of {id, owner} dead-lettered here.
 ]]
 local group, me = ARGV[1], ARGV[2]
 local minIdle = tonumber(ARGV[3])
@@ -44,7 +44,7 @@ for i, entry in ipairs(pending) do
     local found = redis.call('XRANGE', KEYS[1], id, id)
     if #found == 1 then
       if #redis.call('XCLAIM', KEYS[1], group, me, minIdle, id, 'JUSTID') == 1 then
-        claimed[#claimed + 1] = {id, entry[4], found[1][2]}
+        claimed[#claimed + 1] = {id, entry[4], found[1][2], owner}
       end
     else
       if not now then
