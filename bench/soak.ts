@@ -236,6 +236,7 @@ async function main(): Promise<void> {
   const bySeq = new Map<number, Mark[]>()
   for (const m of marks) if (m.kind !== 'd') bySeq.set(m.seq, [...(bySeq.get(m.seq) ?? []), m])
   const latencies: number[] = []
+  const samples: {ms: number; seq: number; from: string; to: string}[] = []
   for (const [seq, history] of bySeq) {
     history.forEach((claim, i) => {
       if (claim.kind !== 'c') return
@@ -245,10 +246,21 @@ async function main(): Promise<void> {
         .find((m) => m.agent !== claim.agent)
       const death = before && diedAt.get(before.agent)
       if (death === undefined) return
-      const next = history.slice(i + 1).find((m) => m.agent === claim.agent && m.kind === 's')
+      // Its next run here, or its dead-lettering here (given up: nothing happened to it after the claim);
+      // when this agent died before running it, the next takeover measures from that death.
+      const next = history[i + 1]
       const failedAt = dead.get(seq)
-      const at = next?.at ?? (failedAt !== undefined && failedAt >= claim.at ? failedAt : undefined)
-      if (at !== undefined) latencies.push(at - death)
+      const at =
+        next === undefined
+          ? failedAt !== undefined && failedAt >= claim.at
+            ? failedAt
+            : undefined
+          : next.agent === claim.agent && next.kind === 's'
+            ? next.at
+            : undefined
+      if (at === undefined) return
+      latencies.push(at - death)
+      samples.push({ms: at - death, seq, from: before!.agent, to: claim.agent})
     })
   }
   // The ack window: events that had finished in an agent when it died and ran again elsewhere.
@@ -278,8 +290,9 @@ async function main(): Promise<void> {
       max: Math.max(0, ...latencies),
       median: latencies.sort((a, b) => a - b)[Math.floor(latencies.length / 2)] ?? 0,
       samples: latencies.length,
+      slowest: samples.sort((a, b) => b.ms - a.ms).slice(0, 3),
     },
-    backlogAtKills: {min: Math.min(...backlogs), max: Math.max(0, ...backlogs)},
+    backlogAtKills: {min: backlogs.length > 0 ? Math.min(...backlogs) : 0, max: Math.max(0, ...backlogs)},
     counters: {
       acked: Number(stats.acked ?? 0),
       deadLettered: Number(stats.deadLettered ?? 0),

@@ -305,6 +305,28 @@ describe('bus.consume', () => {
     expect(await pending(b, 'g')).toBe(1)
   })
 
+  it('forgets consumers that hold nothing and were silent long enough, never one that holds an entry', async () => {
+    const b = await bus()
+    const source = {channel: CHANNEL, stream: b.keys.stream(CHANNEL), requeue: false}
+    await b.redis.xgroup('CREATE', source.stream, 'g', '0', 'MKSTREAM')
+    await b.publishMany([
+      {channel: CHANNEL, type: 'x'},
+      {channel: CHANNEL, type: 'y'},
+    ])
+    const read = (consumer: string) =>
+      b.redis.xreadgroup('GROUP', 'g', consumer, 'COUNT', 1, 'STREAMS', source.stream, '>') as Promise<
+        [string, [string, string[]][]][]
+      >
+    const [[, [[done]]]] = await read('gone')
+    await read('busy')
+    const gone = new ConsumeScripts(b.redis, b.keys, 'g', 'gone')
+    expect(await ack(gone, source, [done])).toEqual([])
+    expect(await gone.forget(source, 60_000)).toBe(0)
+    await waitFor(async () => (await gone.forget(source, 1)) === 1, 2000, 'the empty consumer forgotten')
+    const left = (await b.redis.xinfo('CONSUMERS', source.stream, 'g')) as unknown[][]
+    expect(left.map((c) => c[c.indexOf('name') + 1])).toEqual(['busy'])
+  })
+
   it("leaves the agents' heartbeats out of glob handlers unless a handler names sys.global.heartbeat", async () => {
     const b = await bus()
     await b.publish({channel: 'sys.global.heartbeat', type: 'agent.heartbeat', payload: {n: 0}})
