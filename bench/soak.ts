@@ -160,6 +160,7 @@ async function main(): Promise<void> {
 
   // Done when every event was delivered and has an outcome (nothing pending, nothing unread).
   const deadline = begun + TIMEOUT_MS
+  const lagTimeline: {at: number; lag: number}[] = []
   let last = 0
   for (;;) {
     await sleep(1000)
@@ -168,6 +169,7 @@ async function main(): Promise<void> {
       bus.redis.xpending(bus.keys.stream(CHANNEL), 'soak'),
     ])
     const pending = Number((pendingReply as [number])[0])
+    lagTimeline.push({at: Date.now(), lag: backlog})
     if (Date.now() - last > 10_000) {
       last = Date.now()
       say(
@@ -236,7 +238,7 @@ async function main(): Promise<void> {
   const bySeq = new Map<number, Mark[]>()
   for (const m of marks) if (m.kind !== 'd') bySeq.set(m.seq, [...(bySeq.get(m.seq) ?? []), m])
   const latencies: number[] = []
-  const samples: {ms: number; seq: number; from: string; to: string}[] = []
+  const samples: {ms: number; seq: number; from: string; to: string; backlog: number}[] = []
   for (const [seq, history] of bySeq) {
     history.forEach((claim, i) => {
       if (claim.kind !== 'c') return
@@ -260,7 +262,9 @@ async function main(): Promise<void> {
             : undefined
       if (at === undefined) return
       latencies.push(at - death)
-      samples.push({ms: at - death, seq, from: before!.agent, to: claim.agent})
+      // The backlog when it was taken over (the last lag sampled before).
+      const backlog = lagTimeline.filter((l) => l.at <= claim.at).pop()?.lag ?? EVENTS
+      samples.push({ms: at - death, seq, from: before!.agent, to: claim.agent, backlog})
     })
   }
   // The ack window: events that had finished in an agent when it died and ran again elsewhere.
@@ -291,6 +295,10 @@ async function main(): Promise<void> {
       median: latencies.sort((a, b) => a - b)[Math.floor(latencies.length / 2)] ?? 0,
       samples: latencies.length,
       slowest: samples.sort((a, b) => b.ms - a.ms).slice(0, 3),
+      underBacklog: {
+        max: Math.max(0, ...samples.filter((x) => x.backlog > 0).map((x) => x.ms)),
+        samples: samples.filter((x) => x.backlog > 0).length,
+      },
     },
     backlogAtKills: {min: backlogs.length > 0 ? Math.min(...backlogs) : 0, max: Math.max(0, ...backlogs)},
     counters: {
@@ -309,7 +317,8 @@ async function main(): Promise<void> {
         `  deaths: ${kills} kill -9, ${report.poisonCrashes} poison crashes (backlog at kills ${report.backlogAtKills.min}..${report.backlogAtKills.max})`,
         `  lost ${lost}   innocent dead-lettered ${innocentDead.length}   poison dead-lettered ${report.poisonDeadLettered}/${POISONS}`,
         `  duplicates ${duplicates}   ack window: ${report.ackWindow.totalCaught} finished events caught by a death (max ${report.ackWindow.maxPerDeath} per death)`,
-        `  reclaim latency: max ${(lat.max / 1000).toFixed(1)} s, median ${(lat.median / 1000).toFixed(1)} s over ${lat.samples} events`,
+        `  reclaim latency: max ${(lat.max / 1000).toFixed(1)} s, median ${(lat.median / 1000).toFixed(1)} s over ${lat.samples} events ` +
+          `(${lat.underBacklog.samples} taken over under a backlog: max ${(lat.underBacklog.max / 1000).toFixed(1)} s)`,
         `  ${ok ? 'PASS' : 'FAIL'}`,
       ].join('\n') + '\n',
     )
