@@ -70,6 +70,8 @@ export interface HandlingContext extends BusAccess {
   gate: IsolationGate
   logger: HandlerLogger
   report(outcome: Omit<ConsumeOutcome, 'handler'>): void
+  /** False when nobody listens to outcomes (no report closures are made on the hot path then). */
+  reportsOutcomes: boolean
   /** Aborted when the consumer stops taking work: waits for the gate give up. */
   stopping: AbortSignal
   /** Aborted when the consumer stops hard: backoffs end. */
@@ -128,7 +130,7 @@ export class Handling {
     for (;;) {
       const entered = f.isolated
         ? await this.ctx.gate.enterAlone(this.ctx.stopping)
-        : await this.ctx.gate.enter(this.ctx.stopping)
+        : this.ctx.gate.tryEnter() || (await this.ctx.gate.enter(this.ctx.stopping))
       // Stopping before it ran: the entry stays pending and another consumer takes it over.
       if (!entered) return
       let inGate = true
@@ -158,7 +160,10 @@ export class Handling {
         if (f.lost) return this.lost(f, base, durationMs, 'another consumer took it over while it ran')
         if (result.kind === 'stopped')
           return this.lost(f, base, durationMs, 'the consumer stopped while it ran')
-        if (result.kind === 'ok') return await this.acked(f, base, attempt, started)
+        if (result.kind === 'ok') {
+          if (f.isolated) return await this.ackedAlone(f, base, attempt, started)
+          return this.ctx.acks.ack(f.source, f.id, true, this.ackReport(f, base, attempt, started))
+        }
         if (result.kind === 'timeout') {
           const error = `handler exceeded timeoutMs ${handler.timeoutMs}`
           return await this.deadLetter(f, base, {reason: 'processing_timeout', error, ran: true}, durationMs)
@@ -225,13 +230,10 @@ export class Handling {
     )
   }
 
-  private async acked(
-    f: Flight,
-    base: Partial<ConsumeOutcome>,
-    attempt: number,
-    started: number,
-  ): Promise<void> {
-    const report = (acked: boolean) =>
+  /** Reports an ack's outcome once Redis has answered. */
+  private ackReport(f: Flight, base: Partial<ConsumeOutcome>, attempt: number, started: number) {
+    if (!this.ctx.reportsOutcomes) return undefined
+    return (acked: boolean) =>
       acked
         ? this.ctx.report({
             ...base,
@@ -242,8 +244,12 @@ export class Handling {
             durationMs: Date.now() - started,
           })
         : this.lost(f, base, Date.now() - started, 'another consumer took it over before the ack')
-    if (f.isolated) return report(await this.ctx.scripts.ackNow(f.source, f.id))
-    this.ctx.acks.ack(f.source, f.id, true, report)
+  }
+
+  /** Acks an isolated run at once and waits for Redis, so that the next suspect runs after it. */
+  private async ackedAlone(f: Flight, base: Partial<ConsumeOutcome>, attempt: number, started: number) {
+    const acked = await this.ctx.scripts.ackNow(f.source, f.id)
+    this.ackReport(f, base, attempt, started)?.(acked)
   }
 
   /** The one dead-letter path: parks the entry (fenced, atomic with its ack) and reports it. */

@@ -128,6 +128,7 @@ export class Consumer {
       publish: (input) => ctx.publish(input),
       reply: (request, payload, o) => ctx.reply(request, payload, o),
       report: (o) => this.options.onOutcome?.({handler: this.group, ...o}),
+      reportsOutcomes: options.onOutcome !== undefined,
       stopping: this.stopTaking.signal,
       hardStop: this.hardStop.signal,
     })
