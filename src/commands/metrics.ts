@@ -17,7 +17,7 @@ const DEFAULT_WATCH = 2
 
 export default class Metrics extends BaseCommand<typeof Metrics> {
   static override summary = 'Show bus metrics: counters, streams, consumer lag, DLQ depth, subscribers.'
-  static override description = `Counters (published, liveDelivered, delivered, acked, failed, retried, deadLettered, duplicates, requeued) globally (the sum over channels), per channel and per handler; stream length and retention; consumer-group lag and pending per handler (the channel stream plus the handler's requeue stream); DLQ depth by reason; live subscriber connections and agents. Everything is read from Redis, so any process sees the same figures.
+  static override description = `Counters (published, liveDelivered, delivered, acked, failed, retried, deadLettered, duplicates, requeued, trimmedWhilePending) globally (the sum over channels), per channel and per handler; stream length and retention; consumer-group lag and pending per handler (the channel stream plus the handler's requeue stream); DLQ depth by reason; live subscriber connections and agents. Everything is read from Redis, so any process sees the same figures.
 
 --format prometheus prints the Prometheus text exposition (labels channel, handler, reason). --watch [SECONDS] redraws every SECONDS (default ${DEFAULT_WATCH}) until Ctrl-C.`
 
@@ -113,6 +113,7 @@ export default class Metrics extends BaseCommand<typeof Metrics> {
             `requeued ${g.counters.requeued}`,
             `duplicates ${g.counters.duplicates}`,
             `live-delivered ${g.counters.liveDelivered}`,
+            `trimmed-while-pending ${g.counters.trimmedWhilePending}`,
           ],
           fit,
         ),

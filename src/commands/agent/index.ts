@@ -54,14 +54,16 @@ Logs are readable lines on stderr (fields in logfmt: key=value, quoted when need
 
   async run(): Promise<void> {
     const {flags} = this
-    const heartbeatIntervalMs = parseDuration(flags['heartbeat-interval'], '--heartbeat-interval')
-    const graceMs = parseDuration(flags.grace, '--grace')
-    const reclaimAfterMs = parseDuration(flags['reclaim-after'], '--reclaim-after')
-    const [{loadPlugins}, {Agent}, {createLog}] = await Promise.all([
+    const [{loadPlugins}, {Agent, checkAgentId}, {createLog}] = await Promise.all([
       import('../../agent/plugins.js'),
       import('../../agent/agent.js'),
       import('../../agent/log.js'),
     ])
+    // Everything a user can get wrong is checked before anything touches Redis.
+    if (flags.id !== undefined) checkAgentId(flags.id)
+    const heartbeatIntervalMs = parseDuration(flags['heartbeat-interval'], '--heartbeat-interval')
+    const graceMs = parseDuration(flags.grace, '--grace')
+    const reclaimAfterMs = parseDuration(flags['reclaim-after'], '--reclaim-after')
     const handlers = await loadPlugins(flags.plugin)
     const log = createLog(this.jsonEnabled(), palette(process.stderr), flags['log-level'])
     const bus = await this.bus({reconnect: true})
@@ -72,6 +74,10 @@ Logs are readable lines on stderr (fields in logfmt: key=value, quoted when need
       metricsPort: flags['metrics-port'],
       reclaimAfterMs,
       log,
+      onFatal: () => {
+        process.exitCode = ExitCode.FAILED
+        process.kill(process.pid, 'SIGTERM')
+      },
     })
     const stopped = new Promise<void>((resolve) => {
       let signals = 0
