@@ -11,7 +11,7 @@ import {
   type PayloadSchema,
   type PublishInput,
   type RaptorEvent,
-} from './events.js'
+} from './envelope.js'
 import {
   Abortable,
   backoffDelay,
@@ -68,7 +68,10 @@ export interface ConsumeOutcome {
   outcome: 'acked' | 'retrying' | 'dead-lettered' | 'lost' | 'skipped'
   reason?: DlqReason
   error?: string
+  /** How long the handler ran in this attempt (0 when it did not run). */
   durationMs: number
+  /** True when the handler ran in this attempt (false: e.g. a schema violation never reached it). */
+  ran?: boolean
   /** Next retry in ms (outcome `retrying`). */
   retryInMs?: number
 }
@@ -380,7 +383,6 @@ export class Consumer {
 
   private async process(flight: InFlight, fields: string[] | null, firstAttempt: number): Promise<void> {
     const {source, id} = flight
-    const started = Date.now()
     const entry = toEntry(source.channel, id, fields ?? [])
     const stored = field(fields, 'e')
     const requeues = field(fields, 'requeues') ?? '0'
@@ -395,6 +397,7 @@ export class Consumer {
         outcome: parked ? 'dead-lettered' : 'lost',
         reason: dead.reason,
         error: dead.error,
+        ran: dead.ran,
       })
     }
     if (!entry.event) {
@@ -456,7 +459,8 @@ export class Consumer {
             ...base,
             attempt,
             outcome: acked ? 'acked' : 'lost',
-            durationMs: Date.now() - started,
+            durationMs,
+            ran: true,
           })
         })
         return
@@ -492,7 +496,15 @@ export class Consumer {
         return
       }
       const delay = backoffDelay(this.handler.backoff, attempt)
-      this.outcome({...base, attempt, outcome: 'retrying', error: result.error, durationMs, retryInMs: delay})
+      this.outcome({
+        ...base,
+        attempt,
+        outcome: 'retrying',
+        error: result.error,
+        durationMs,
+        ran: true,
+        retryInMs: delay,
+      })
       await sleep(delay, this.hardStop.signal)
       if (this.hardStop.signal.aborted) return
       attempt = next

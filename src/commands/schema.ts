@@ -3,7 +3,7 @@ import {z} from 'zod'
 
 import {findConfigFile, loadConfig} from '../bus/config.js'
 import {NotFoundError} from '../bus/errors.js'
-import {envelopeJsonSchema} from '../bus/events.js'
+import {envelopeJsonSchema} from '../bus/envelope.js'
 import {BaseCommand} from '../cli/base-command.js'
 
 export default class Schema extends BaseCommand<typeof Schema> {
@@ -21,7 +21,7 @@ export default class Schema extends BaseCommand<typeof Schema> {
 
   async run(): Promise<Record<string, unknown>> {
     const schema =
-      this.flags.type === undefined ? envelopeJsonSchema() : await this.payloadSchema(this.flags.type)
+      this.flags.type === undefined ? await envelopeJsonSchema() : await this.payloadSchema(this.flags.type)
     this.log(JSON.stringify(schema, null, 2))
     return schema
   }
