@@ -409,14 +409,17 @@ export function candidateEnvelope(
   if (typeof input !== 'object' || input === null)
     throw new InvalidInputError('publish input must be an object: {channel, type, payload} or a CloudEvent')
   if (isCloudEventInput(input)) {
-    const given: Record<string, unknown> = {}
-    for (const key of Object.keys(input)) if (input[key] !== undefined) given[key] = input[key]
-    const filled: Record<string, unknown> = {specversion: given.specversion}
-    if (given.id === undefined) filled.id = newEventId()
-    if (given.time === undefined) filled.time = new Date().toISOString()
-    Object.assign(filled, given)
-    if (trace && given.traceparent === undefined) Object.assign(filled, trace)
-    return filled
+    // The producer's attributes in the producer's order; only a missing id or time is filled in.
+    const event: Record<string, unknown> = {}
+    if (input.id === undefined) event.id = newEventId()
+    if (input.time === undefined) event.time = new Date().toISOString()
+    for (const key of Object.keys(input)) {
+      if (key === '__proto__')
+        throw new InvalidInputError('__proto__ is not a CloudEvents attribute name', {channel: input.channel})
+      if (input[key] !== undefined) event[key] = input[key]
+    }
+    if (trace && input.traceparent === undefined) Object.assign(event, trace)
+    return event
   }
   const event: Record<string, unknown> = {
     specversion: '1.0',
