@@ -8,7 +8,7 @@ import {BaseCommand} from '../cli/base-command.js'
 
 export default class Schema extends BaseCommand<typeof Schema> {
   static override summary = 'Print the JSON Schema of the event envelope, or of a payload type.'
-  static override description = `Without --type, prints the JSON Schema (draft 2020-12) of the raptor envelope: CloudEvents 1.0 structured-mode JSON with the extensions channel, priority and correlationid. With --type, prints the payload schema registered for that event type in the config file; exits 1 when none is. Needs no Redis.`
+  static override description = `Without --type, prints the JSON Schema (draft 2020-12) of the raptor envelope: CloudEvents 1.0 structured-mode JSON with the extensions channel, priority and correlationid, the trace context traceparent/tracestate, and any other CloudEvents extension. With --type, prints the payload schema registered for that event type in the config file; exits 1 when none is. Needs no Redis.`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
