@@ -52,7 +52,10 @@ describe('RaptorBus.connect({redis}): an ioredis client the application already 
     const redis = client({lazyConnect: true})
     expect(redis.status).toBe('wait')
     const bus = await connect(redis)
-    expect(await bus.publish({channel: 'sys.state.update', type: 't'})).toMatch(/^evt-/)
+    expect(bus.redis).toBe(redis)
+    expect(redis.status).toBe('ready')
+    await bus.publish({channel: 'sys.state.update', type: 't'})
+    expect(await redis.xlen(bus.keys.stream('sys.state.update'))).toBe(1)
   })
 
   it('refuses a client with a keyPrefix, and a client together with redisUrl', async () => {
