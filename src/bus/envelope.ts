@@ -421,6 +421,11 @@ export function candidateEnvelope(
     if (trace && input.traceparent === undefined) Object.assign(event, trace)
     return event
   }
+  const payload = input.payload ?? {}
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload))
+    throw new InvalidInputError('payload must be a JSON object, e.g. {"key":"value"}', {
+      channel: input.channel,
+    })
   const event: Record<string, unknown> = {
     specversion: '1.0',
     id: input.id ?? newEventId(),
@@ -444,7 +449,7 @@ export function candidateEnvelope(
       )
     if (extensions[key] !== undefined) event[key] = extensions[key]
   }
-  event.data = input.payload ?? {}
+  event.data = payload
   return event
 }
 

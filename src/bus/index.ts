@@ -21,6 +21,7 @@ export {
   type ChannelInfo,
   type DlqApi,
   type LiveSubscribeOptions,
+  type StreamCursor,
 } from './bus.js'
 export {defineHandler} from './define-handler.js'
 export * from './errors.js'
