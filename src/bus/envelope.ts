@@ -210,8 +210,6 @@ const ATTRIBUTES = new Map<string, AttributeRule>([
   // data is checked apart (last, as raptor writes it), see dataIssue.
 ])
 
-const REQUIRED = [...ATTRIBUTES].filter(([, r]) => r.required).map(([name]) => name)
-
 /** What is wrong with an extension attribute's value: a String, an Integer (32-bit) or a Boolean. */
 function extensionIssue(value: unknown): string | undefined {
   if (typeof value === 'boolean') return undefined
@@ -231,25 +229,22 @@ function extensionIssue(value: unknown): string | undefined {
 function attributeIssues(v: Record<string, unknown>): SchemaIssue[] {
   let issues: SchemaIssue[] | undefined
   const add = (path: string, message: string) => (issues ??= []).push({path, message})
-  for (const key in v) {
-    if (!Object.hasOwn(v, key) || key === 'data') continue
-    const value = v[key]
-    const rule = ATTRIBUTES.get(key)
-    if (rule) {
-      if (value === undefined && !rule.required) continue
-      const message = value === undefined ? 'is required' : rule.check(value)
-      if (message) add(key, message)
-    } else if (!ATTRIBUTE_NAME_PATTERN.test(key)) {
-      add(
-        key,
-        'is not a CloudEvents attribute name: use 1-64 lowercase letters and digits (put other data in data)',
-      )
-    } else {
-      const message = extensionIssue(value)
-      if (message) add(key, message)
+  for (const [name, rule] of ATTRIBUTES) {
+    const value = v[name]
+    if (value === undefined) {
+      if (rule.required) add(name, 'is required')
+      continue
     }
+    const message = rule.check(value)
+    if (message) add(name, message)
   }
-  for (const name of REQUIRED) if (v[name] === undefined && !Object.hasOwn(v, name)) add(name, 'is required')
+  for (const key of Object.keys(v)) {
+    if (key === 'data' || ATTRIBUTES.has(key)) continue
+    const message = ATTRIBUTE_NAME_PATTERN.test(key)
+      ? extensionIssue(v[key])
+      : 'is not a CloudEvents attribute name: use 1-64 lowercase letters and digits (put other data in data)'
+    if (message) add(key, message)
+  }
   if (!isPlainObject(v.data)) add('data', 'must be a JSON object, e.g. {"key":"value"}')
   return issues ?? []
 }
@@ -270,10 +265,11 @@ export type ParsedEnvelope = {ok: true; event: RaptorEvent} | {ok: false; issues
  * else every issue found. It agrees exactly with the zod schema (see the property test).
  */
 export function checkEnvelope(value: unknown): ParsedEnvelope {
-  if (!isPlainObject(value)) return {ok: false, issues: [{path: '(root)', message: 'must be a JSON object'}]}
-  const issues = attributeIssues(value)
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return {ok: false, issues: [{path: '(root)', message: 'must be a JSON object'}]}
+  const issues = attributeIssues(value as Record<string, unknown>)
   if (issues.length === 0) {
-    const data = dataIssue(value.data)
+    const data = dataIssue((value as Record<string, unknown>).data)
     if (data) issues.push(data)
   }
   return issues.length === 0 ? {ok: true, event: value as RaptorEvent} : {ok: false, issues}
@@ -607,10 +603,13 @@ function defineEnvelopeSchema(zod: typeof z) {
         .meta({format: 'uri'})
         .optional(),
       subject: ceText(MAX_TEXT_LENGTH).optional(),
-      data: zod.record(zod.string(), zod.unknown()).superRefine((data, ctx) => {
-        const issue = dataValueIssue(data, 'data', 0)
-        if (issue) ctx.addIssue({code: 'custom', message: `${issue.path}: ${issue.message}`})
-      }),
+      data: zod
+        .custom<Record<string, unknown>>(isPlainObject, 'must be a JSON object')
+        .superRefine((data, ctx) => {
+          const issue = dataValueIssue(data, 'data', 0)
+          if (issue) ctx.addIssue({code: 'custom', message: `${issue.path}: ${issue.message}`})
+        })
+        .meta({type: 'object', description: `a JSON object, nesting at most ${MAX_DATA_DEPTH} levels`}),
       channel: zod
         .string()
         .max(256)

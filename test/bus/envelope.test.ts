@@ -13,7 +13,8 @@ import {
 } from '../../src/bus/envelope.js'
 import {InvalidInputError} from '../../src/bus/errors.js'
 
-const RUNS = {numRuns: 2000}
+/** Runs per property (FC_RUNS=100000 for a long search). */
+const RUNS = {numRuns: Number(process.env.FC_RUNS ?? 2000)}
 
 const text = (max: number) => fc.string({minLength: 1, maxLength: max, unit: 'binary'})
 const channel = fc.stringMatching(/^[a-z0-9_-]{1,8}(\.[a-z0-9_-]{1,8}){0,3}$/)
@@ -139,7 +140,14 @@ const nearMiss = fc
   .map(([value, key, replacement, remove]) => {
     const copy = {...value}
     if (remove) delete copy[key]
-    else copy[key] = replacement
+    // Own property, as JSON.parse makes it (an assignment to "__proto__" would set the prototype).
+    else
+      Object.defineProperty(copy, key, {
+        value: replacement,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      })
     return copy
   })
 
