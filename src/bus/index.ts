@@ -31,7 +31,7 @@ export {envelopeJsonSchema} from './envelope.js'
 export type {ChannelConfig, ChannelSpec, DlqReason} from './channels.js'
 export type {RaptorConfig} from './config.js'
 export type {ConnectionOptions} from './connection.js'
-export type {ConsumeOptions, ConsumeOutcome, Consumer} from './consumer.js'
+export type {ConsumeOptions, ConsumeOutcome, Consumer, Takeover} from './consumer.js'
 export type {
   DlqEntry,
   DlqFilter,

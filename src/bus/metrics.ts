@@ -16,6 +16,7 @@ export const COUNTERS = [
   'deadLettered',
   'duplicates',
   'requeued',
+  'trimmedWhilePending',
 ] as const
 /** One counter name. */
 export type CounterName = (typeof COUNTERS)[number]

@@ -24,6 +24,7 @@ const COUNTER_HELP: Record<CounterName, string> = {
   deadLettered: 'Events dead-lettered',
   duplicates: 'Deliveries after a reclaim from another consumer',
   requeued: 'Dead letters requeued',
+  trimmedWhilePending: 'Pending events whose history retention trimmed before their outcome',
 }
 
 /** Counters a handler has: publishing and live fan-out belong to the channel alone. */

@@ -7,8 +7,8 @@
  *   Tokens are compared in constant time.
  * - Without a token (loopback only): the Host header must name the loopback, so that a web page that
  *   rebinds its DNS name to 127.0.0.1 cannot reach the gateway from a browser.
- * - Always: a request that changes something (not GET/HEAD/OPTIONS) from a browser page of another
- *   origin is refused unless CORS allows that origin.
+ * - Always: a request that changes something (not GET/HEAD/OPTIONS), and a WebSocket handshake, from
+ *   a browser page of another origin is refused unless CORS allows that origin.
  */
 import {createHash, timingSafeEqual} from 'node:crypto'
 
@@ -111,8 +111,12 @@ export function authHook(options: AuthOptions) {
           'answers only http://127.0.0.1 or http://localhost (protection against DNS rebinding)',
       )
     }
+    // A WebSocket has no CORS: a page of any origin could open one and read the bus, so the
+    // handshake is held to the same rule as a change.
     const origin = request.headers.origin
-    if (origin !== undefined && !SAFE_METHODS.has(request.method) && !allowed.has(origin)) {
+    const guarded =
+      !SAFE_METHODS.has(request.method) || request.headers.upgrade?.toLowerCase() === 'websocket'
+    if (origin !== undefined && guarded && !allowed.has(origin)) {
       let sameOrigin = false
       try {
         sameOrigin = new URL(origin).host === request.headers.host

@@ -160,6 +160,17 @@ describe('raptor serve', () => {
       body: event,
     })
     expect(same.status).toBe(201)
+    // A page of another origin cannot open a WebSocket to read the bus (no CORS protects WebSockets).
+    const {WebSocket} = await import('ws')
+    const wsStatus = (origin?: string) =>
+      new Promise<number>((resolve) => {
+        const socket = new WebSocket(`${url.replace('http', 'ws')}/v1/ws`, origin ? {origin} : {})
+        socket.on('open', () => (socket.close(), resolve(101)))
+        socket.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0))
+      })
+    expect(await wsStatus('https://evil.example')).toBe(403)
+    expect(await wsStatus(url)).toBe(101)
+    expect(await wsStatus()).toBe(101)
     const read = await fetch(`${url}/v1/channels`, {headers: {origin: 'https://app.example'}})
     expect(read.headers.get('access-control-allow-origin')).toBeNull()
 
