@@ -2,7 +2,7 @@ import {Flags} from '@oclif/core'
 import type {ChalkInstance} from 'chalk'
 
 import {InvalidInputError} from '../bus/errors.js'
-import type {RaptorEvent} from '../bus/events.js'
+import type {RaptorEvent} from '../bus/envelope.js'
 import {cutText} from './table.js'
 
 /** How `tail`/`replay` print events: readable lines (default, or `wide`), NDJSON, YAML, or a template. */

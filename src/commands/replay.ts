@@ -10,6 +10,7 @@ import {InvalidInputError} from '../bus/errors.js'
 import {isTty, palette, plural, width} from '../cli/output.js'
 import {recordFlags, recordPrinter} from '../cli/records.js'
 import {LineWriter, onInterrupt, progressBar} from '../cli/progress.js'
+import {skippedEntries} from '../cli/skipped.js'
 import {parseRate, parseTimePoint, resolveTimePoint} from '../cli/times.js'
 
 /** Above this many events a progress bar is worth drawing. */
@@ -115,6 +116,8 @@ Times (--from, --until) are RFC 3339, epoch ms, or a duration meaning that long 
           return this.exit(ExitCode.INTERRUPTED)
         }
         this.log(`re-published ${plural(result.republished, 'event')} from ${channel} onto ${toChannel}`)
+        if (result.skipped > 0)
+          this.note(`replay: skipped ${plural(result.skipped, 'malformed entry', 'malformed entries')}`)
         return result
       }
       const printer = await recordPrinter(flags, this.jsonEnabled(), {
@@ -126,7 +129,8 @@ Times (--from, --until) are RFC 3339, epoch ms, or a duration meaning that long 
       const showBar = Boolean(process.stderr.isTTY) && !process.stdout.isTTY && total > LONG
       const bar = progressBar(total, `replay ${channel}`, showBar)
       let count = 0
-      for await (const event of bus.replay(channel, window)) {
+      const malformed = skippedEntries()
+      for await (const event of bus.replay(channel, window, {onMalformed: malformed.add})) {
         if (interrupt.signal.aborted) break
         await writer.line(printer.print(event))
         if (++count % 500 === 0) bar.update(count)
@@ -135,6 +139,7 @@ Times (--from, --until) are RFC 3339, epoch ms, or a duration meaning that long 
       bar.stop()
       if (interrupt.signal.aborted) return this.exit(ExitCode.INTERRUPTED)
       if (printer.mode !== 'json') this.note(`replay: ${plural(count, 'event')}`)
+      malformed.report((line) => this.note(`replay: ${line}`))
       return undefined
     } finally {
       interrupt.dispose()
@@ -163,8 +168,9 @@ Times (--from, --until) are RFC 3339, epoch ms, or a duration meaning that long 
       Boolean(process.stderr.isTTY) && total > LONG,
     )
     let n = 0
+    const malformed = skippedEntries()
     const events = (async function* () {
-      for await (const event of bus.replay(channel, window)) {
+      for await (const event of bus.replay(channel, window, {onMalformed: malformed.add})) {
         if (signal.aborted) return
         yield event
       }
@@ -176,6 +182,7 @@ Times (--from, --until) are RFC 3339, epoch ms, or a duration meaning that long 
       `replayed ${plural(result.replayed, 'event')} through ${handlers.map((h) => h.name).join(', ')}: ${result.succeeded} succeeded, ${result.failed} failed`,
     )
     for (const f of result.failures) this.note(`replay: ${f.handler} failed on ${f.eventId}: ${f.error}`)
+    malformed.report((line) => this.note(`replay: ${line}`))
     if (result.failed > 0) process.exitCode = result.succeeded > 0 ? ExitCode.PARTIAL : ExitCode.FAILED
     return result
   }
