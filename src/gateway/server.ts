@@ -4,6 +4,7 @@
  * `@fastify/cors` only when origins are configured. The routes live in `routes/`, the live streams in
  * `sse.ts` and `ws.ts`, who may call in `auth.ts`.
  */
+import {setMaxListeners} from 'node:events'
 import {fileURLToPath} from 'node:url'
 
 import Fastify, {type FastifyInstance} from 'fastify'
@@ -83,6 +84,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const {token} = options
   checkExposure(host, token)
   const shutdown = new AbortController()
+  // Every live stream listens for the shutdown: thousands of listeners are expected, not a leak.
+  setMaxListeners(0, shutdown.signal)
   const stats = new GatewayStats()
   const ctx: GatewayContext = {
     bus: options.bus,
