@@ -268,8 +268,31 @@ export class Dlq {
     return pairs
   }
 
-  /** Yields the entries matching a filter, stream by stream, each stream in dead-letter order. */
-  private async *scan(filter: DlqFilter): AsyncGenerator<RawEntry> {
+  /**
+   * The last entry id of every DLQ stream a filter reaches, now: the end of a run's window, so that a
+   * run never sees entries dead-lettered after it started (e.g. again, by the handler it requeued to).
+   */
+  private async windowEnds(filter: DlqFilter): Promise<Map<string, string>> {
+    const {redis, keys} = this.ctx
+    const streamKeys = (await this.streams(filter)).map(({channel, reason}) => keys.dlq(channel, reason))
+    const pipeline = redis.pipeline()
+    for (const key of streamKeys) pipeline.xrevrange(key, '+', '-', 'COUNT', 1)
+    const results = (await pipeline.exec()) ?? []
+    const ends = new Map<string, string>()
+    streamKeys.forEach((key, i) => {
+      const [error, last] = results[i] ?? [new Error('no reply'), null]
+      if (error) throw error
+      const entries = last as [string, string[]][]
+      if (entries.length > 0) ends.set(key, entries[0][0])
+    })
+    return ends
+  }
+
+  /**
+   * Yields the entries matching a filter, stream by stream, each stream in dead-letter order. With
+   * `ends`, each stream is read up to its end there only (streams not in it are skipped).
+   */
+  private async *scan(filter: DlqFilter, ends?: Map<string, string>): AsyncGenerator<RawEntry> {
     const {redis, keys} = this.ctx
     const matchers = filter.channels?.length ? filter.channels.map(channelMatcher) : undefined
     const handlers = filter.handlers?.length ? new Set(filter.handlers) : undefined
@@ -292,13 +315,16 @@ export class Dlq {
     for (const {channel, reason} of await this.streams(filter)) {
       if (left <= 0) return
       const key = keys.dlq(channel, reason)
+      const windowEnd = ends ? ends.get(key) : end
+      if (windowEnd === undefined) continue
+      const last = end !== '+' && compareIds(end, windowEnd) < 0 ? end : windowEnd
       // Known DLQ ids only (no event ids): read exactly those entries.
       if (ids.length > 0 && eventIds.size === 0) {
         for (const id of dlqIds) {
           const parsed = parseDlqId(id)
           if (parsed.channel !== channel || parsed.reason !== reason) continue
           const found = (await redis.xrange(key, parsed.streamId, parsed.streamId)) as [string, string[]][]
-          if (found.length === 0) continue
+          if (found.length === 0 || (last !== '+' && compareIds(found[0][0], last) > 0)) continue
           const raw = {dlqChannel: channel, reason, streamId: found[0][0], fields: fieldsOf(found[0][1])}
           if (before !== undefined && idTime(raw.streamId) >= before) continue
           if (!matches(raw)) continue
@@ -309,7 +335,7 @@ export class Dlq {
       }
       let cursor = '-'
       while (left > 0) {
-        const page = (await redis.xrange(key, cursor, end, 'COUNT', PAGE)) as [string, string[]][]
+        const page = (await redis.xrange(key, cursor, last, 'COUNT', PAGE)) as [string, string[]][]
         for (const [streamId, flat] of page) {
           const raw = {dlqChannel: channel, reason, streamId, fields: fieldsOf(flat)}
           if (!matches(raw)) continue
@@ -384,6 +410,8 @@ export class Dlq {
       targets.set(key, t)
       result.requeued += n
     }
+    // The run works on the entries present now: those dead-lettered again during it wait for the next.
+    const ends = await this.windowEnds(options)
     let batch: RawEntry[] = []
     let done = 0
     const flush = async () => {
@@ -394,7 +422,7 @@ export class Dlq {
       done += current.length
       options.onProgress?.(done)
     }
-    for await (const raw of this.scan(options)) {
+    for await (const raw of this.scan(options, ends)) {
       if (batch.length > 0 && (batch[0].dlqChannel !== raw.dlqChannel || batch[0].reason !== raw.reason))
         await flush()
       batch.push(raw)

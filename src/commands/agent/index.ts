@@ -49,14 +49,16 @@ Logs are readable lines on stderr, or NDJSON on stdout with --json.`
 
   async run(): Promise<void> {
     const {flags} = this
-    const heartbeatIntervalMs = parseDuration(flags['heartbeat-interval'], '--heartbeat-interval')
-    const graceMs = parseDuration(flags.grace, '--grace')
-    const reclaimAfterMs = parseDuration(flags['reclaim-after'], '--reclaim-after')
-    const [{loadPlugins}, {Agent}, {createLog}] = await Promise.all([
+    const [{loadPlugins}, {Agent, checkAgentId}, {createLog}] = await Promise.all([
       import('../../agent/plugins.js'),
       import('../../agent/agent.js'),
       import('../../agent/log.js'),
     ])
+    // Everything a user can get wrong is checked before anything touches Redis.
+    if (flags.id !== undefined) checkAgentId(flags.id)
+    const heartbeatIntervalMs = parseDuration(flags['heartbeat-interval'], '--heartbeat-interval')
+    const graceMs = parseDuration(flags.grace, '--grace')
+    const reclaimAfterMs = parseDuration(flags['reclaim-after'], '--reclaim-after')
     const handlers = await loadPlugins(flags.plugin)
     const log = createLog(this.jsonEnabled(), palette(process.stderr))
     const bus = await this.bus({reconnect: true})
@@ -67,6 +69,10 @@ Logs are readable lines on stderr, or NDJSON on stdout with --json.`
       metricsPort: flags['metrics-port'],
       reclaimAfterMs,
       log,
+      onFatal: () => {
+        process.exitCode = ExitCode.FAILED
+        process.kill(process.pid, 'SIGTERM')
+      },
     })
     const stopped = new Promise<void>((resolve) => {
       let signals = 0
