@@ -1,8 +1,9 @@
 import type {Redis} from 'ioredis'
 
 import {channelMatcher} from './channels.js'
-import {loadEnvelopeSchema, parseEnvelope} from './envelope.js'
-import type {RaptorEvent} from './events.js'
+import {formatIssues, parseEnvelope} from './envelope.js'
+import {MalformedEntryError} from './errors.js'
+import type {RaptorEvent} from './envelope.js'
 import type {Keys} from './keys.js'
 
 /** Where a live event came from. */
@@ -24,7 +25,10 @@ export interface SubscribeOptions {
    * @defaultValue 10000
    */
   maxInFlight?: number
-  /** Called with handler errors and malformed messages. @defaultValue ignore */
+  /**
+   * Called with handler errors, and with a `MalformedEntryError` for each message (or `since`
+   * history entry) that is not a valid event and was skipped. @defaultValue ignore
+   */
   onError?: (error: Error) => void
 }
 
@@ -86,7 +90,6 @@ export class LiveHub {
     handler: LiveHandler,
     options: SubscribeOptions & {hold?: boolean} = {},
   ) {
-    await loadEnvelopeSchema()
     const list = patterns.length > 0 ? [...patterns] : ['**']
     const entry: Entry = {
       patterns: list,
@@ -146,7 +149,10 @@ export class LiveHub {
         const space = message.indexOf(' ')
         const parsed = parseEnvelope(message.slice(space + 1))
         if (!parsed.ok) {
-          entry.onError(new Error(`malformed live message on ${channel}: ${parsed.issues[0]?.message}`))
+          const streamId = message.slice(0, space)
+          const text = `malformed live message ${streamId} on ${channel}: ${formatIssues(parsed.issues)}`
+          const error = new MalformedEntryError(text, parsed.issues, {channel, streamId})
+          for (const e of this.entries) if (e.matchers.some((m) => m(channel))) e.onError(error)
           return
         }
         event = parsed.event

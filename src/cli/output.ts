@@ -1,7 +1,7 @@
 import chalk, {Chalk, type ChalkInstance} from 'chalk'
 import Table from 'cli-table3'
 
-import type {RaptorEvent} from '../bus/events.js'
+import type {RaptorEvent} from '../bus/envelope.js'
 
 /** True when stdout is a terminal: colour, tables and progress are for people only. */
 export function isTty(stream: NodeJS.WriteStream = process.stdout): boolean {
@@ -34,13 +34,15 @@ const PRIORITY_COLOURS = {
 
 /** One readable line for an event: time, priority, channel, type, source, payload cut to the width. */
 export function eventLine(event: RaptorEvent, c: ChalkInstance = palette(), columns = width()): string {
-  const time = event.time.slice(11, 23)
-  const priority = event.priority.padEnd(8)
+  // The time of day as the producer wrote it (any RFC 3339 precision), to the millisecond.
+  const time = /[Tt](\d{2}:\d{2}:\d{2}(\.\d{1,3})?)/.exec(event.time)?.[1] ?? event.time
+  const level = event.priority ?? 'normal'
+  const priority = level.padEnd(8)
   const head = `${time} ${priority} ${event.channel} ${event.type} ${event.source} `
   const payload = JSON.stringify(event.data)
   const body = cut(payload, Math.max(10, columns - head.length))
   return (
-    `${c.dim(time)} ${c[PRIORITY_COLOURS[event.priority]](priority)} ${c.cyan(event.channel)} ` +
+    `${c.dim(time)} ${c[PRIORITY_COLOURS[level]](priority)} ${c.cyan(event.channel)} ` +
     `${c.bold(event.type)} ${c.magenta(event.source)} ${body}`
   )
 }

@@ -8,6 +8,7 @@ import {BaseCommand} from '../cli/base-command.js'
 import {ExitCode} from '../cli/exit-codes.js'
 import {eventLine, palette} from '../cli/output.js'
 import {LineWriter, onInterrupt, progressBar} from '../cli/progress.js'
+import {skippedEntries} from '../cli/skipped.js'
 import {parseRate, parseTimePoint, resolveTimePoint} from '../cli/times.js'
 
 /** Above this many events a progress bar is worth drawing. */
@@ -106,6 +107,8 @@ Times (--from, --until) are RFC 3339, epoch ms, or a duration meaning that long 
           return this.exit(ExitCode.INTERRUPTED)
         }
         this.log(`re-published ${result.republished} events from ${channel} onto ${toChannel}`)
+        if (result.skipped > 0)
+          this.note(`replay: skipped ${result.skipped} malformed entr${result.skipped === 1 ? 'y' : 'ies'}`)
         return result
       }
       const json = this.jsonEnabled()
@@ -114,7 +117,8 @@ Times (--from, --until) are RFC 3339, epoch ms, or a duration meaning that long 
       const showBar = Boolean(process.stderr.isTTY) && !process.stdout.isTTY && total > LONG
       const bar = progressBar(total, `replay ${channel}`, showBar)
       let count = 0
-      for await (const event of bus.replay(channel, window)) {
+      const malformed = skippedEntries()
+      for await (const event of bus.replay(channel, window, {onMalformed: malformed.add})) {
         if (interrupt.signal.aborted) break
         await writer.line(json ? JSON.stringify(event) : eventLine(event, c))
         if (++count % 500 === 0) bar.update(count)
@@ -123,6 +127,7 @@ Times (--from, --until) are RFC 3339, epoch ms, or a duration meaning that long 
       bar.stop()
       if (interrupt.signal.aborted) return this.exit(ExitCode.INTERRUPTED)
       if (!json) this.note(`replay: ${count} event${count === 1 ? '' : 's'}`)
+      malformed.report((line) => this.note(`replay: ${line}`))
       return undefined
     } finally {
       interrupt.dispose()
@@ -151,8 +156,9 @@ Times (--from, --until) are RFC 3339, epoch ms, or a duration meaning that long 
       Boolean(process.stderr.isTTY) && total > LONG,
     )
     let n = 0
+    const malformed = skippedEntries()
     const events = (async function* () {
-      for await (const event of bus.replay(channel, window)) {
+      for await (const event of bus.replay(channel, window, {onMalformed: malformed.add})) {
         if (signal.aborted) return
         yield event
       }
@@ -164,6 +170,7 @@ Times (--from, --until) are RFC 3339, epoch ms, or a duration meaning that long 
       `replayed ${result.replayed} events through ${handlers.map((h) => h.name).join(', ')}: ${result.succeeded} succeeded, ${result.failed} failed`,
     )
     for (const f of result.failures) this.note(`replay: ${f.handler} failed on ${f.eventId}: ${f.error}`)
+    malformed.report((line) => this.note(`replay: ${line}`))
     if (result.failed > 0) process.exitCode = result.succeeded > 0 ? ExitCode.PARTIAL : ExitCode.FAILED
     return result
   }

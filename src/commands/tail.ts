@@ -1,11 +1,13 @@
 import {Args, Flags} from '@oclif/core'
 
 import {formatDuration} from '../bus/durations.js'
-import {PRIORITIES, type RaptorEvent} from '../bus/events.js'
+import {PRIORITIES, type RaptorEvent} from '../bus/envelope.js'
+import {MalformedEntryError} from '../bus/errors.js'
 import {BaseCommand} from '../cli/base-command.js'
 import {ExitCode} from '../cli/exit-codes.js'
 import {durationFlag} from '../cli/flags.js'
 import {eventLine, writeJsonLine} from '../cli/output.js'
+import {skippedEntries} from '../cli/skipped.js'
 
 /** Why tail stopped. */
 type Ending = 'count' | 'timeout' | 'signal' | 'closed'
@@ -74,7 +76,7 @@ Patterns are channel globs: * matches one dot-separated segment, ** any number (
     const accept = (event: RaptorEvent) =>
       (!types || types.has(event.type)) &&
       (!sources || sources.has(event.source)) &&
-      (!priorities || priorities.has(event.priority))
+      (!priorities || priorities.has(event.priority ?? 'normal'))
 
     let finish!: (why: Ending) => void
     const ended = new Promise<Ending>((resolve) => (finish = resolve))
@@ -94,6 +96,7 @@ Patterns are channel globs: * matches one dot-separated segment, ** any number (
     process.stdout.on('error', onStdoutError)
     const timer = flags.timeout === undefined ? undefined : setTimeout(() => end('timeout'), flags.timeout)
 
+    const malformed = skippedEntries()
     try {
       const bus = await this.bus({reconnect: true})
       const subscribing = bus.subscribe(
@@ -105,7 +108,12 @@ Patterns are channel globs: * matches one dot-separated segment, ** any number (
           else this.log(eventLine(event))
           if (flags.count !== undefined && printed >= flags.count) end('count')
         },
-        {since: flags.since},
+        {
+          since: flags.since,
+          onError: (error) => {
+            if (error instanceof MalformedEntryError) malformed.add(error)
+          },
+        },
       )
       // A signal or the timeout must end tail even while a long backfill (or a Redis that went away
       // mid-backfill) holds up the subscription; its late outcome no longer matters then.
@@ -114,6 +122,7 @@ Patterns are channel globs: * matches one dot-separated segment, ** any number (
       if (subscription) this.note(`tail: listening on ${patterns.join(' ')}`)
       const why = await ended
       await subscription?.unsubscribe()
+      malformed.report((line) => this.note(`tail: ${line}`))
       if (why === 'signal') this.exit(ExitCode.INTERRUPTED)
       if (why === 'timeout' && flags.count !== undefined && printed < flags.count) {
         this.note(

@@ -7,7 +7,7 @@
 import type {IncomingHttpHeaders} from 'node:http'
 
 import {InvalidInputError} from '../bus/errors.js'
-import type {Priority, PublishInput} from '../bus/events.js'
+import type {Priority, PublishInput} from '../bus/envelope.js'
 import {HttpError} from './errors.js'
 
 /** A CloudEvent as received: its attributes (lower-case names) and `data`. */

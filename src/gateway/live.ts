@@ -6,7 +6,7 @@
 import type {RaptorBus} from '../bus/bus.js'
 import {assertChannelPattern} from '../bus/channels.js'
 import {InvalidInputError} from '../bus/errors.js'
-import {PRIORITIES, type RaptorEvent} from '../bus/events.js'
+import {PRIORITIES, type RaptorEvent} from '../bus/envelope.js'
 import type {LiveMeta, Subscription} from '../bus/live.js'
 import {CursorTracker, parseCursor} from './cursor.js'
 import {compileFilter} from './filter.js'
@@ -89,7 +89,7 @@ export function prepareStream(spec: StreamSpec): PreparedStream {
   const accept = (event: RaptorEvent) =>
     (!types || types.has(event.type)) &&
     (!sources || sources.has(event.source)) &&
-    (!priorities || priorities.has(event.priority)) &&
+    (!priorities || priorities.has(event.priority ?? 'normal')) &&
     (!where || where(event as unknown as Record<string, unknown>))
   return {
     patterns,

@@ -8,7 +8,7 @@
  */
 import type {FastifyReply, FastifyRequest} from 'fastify'
 
-import type {RaptorEvent} from '../bus/events.js'
+import type {RaptorEvent} from '../bus/envelope.js'
 import type {GatewayContext} from './context.js'
 import {HttpError} from './errors.js'
 import {openStream, prepareStream, sseDataFrame, type StreamSpec} from './live.js'

@@ -6,7 +6,7 @@ import type {FastifyInstance} from 'fastify'
 import type {JsonSchemaToTsProvider} from '@fastify/type-provider-json-schema-to-ts'
 
 import {NotFoundError} from '../../bus/errors.js'
-import type {PublishInput, RaptorEvent} from '../../bus/events.js'
+import type {PublishInput, RaptorEvent} from '../../bus/envelope.js'
 import {parseTimePoint, resolveTimePoint} from '../../cli/times.js'
 import {channelsResult} from '../../cli/results.js'
 import {
