@@ -104,19 +104,22 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     ajv: {customOptions: {removeAdditional: false}},
   })
 
-  // JSON bodies are parsed exactly (no rounded integers, no __proto__ keys) for every JSON media type.
+  // JSON bodies are parsed exactly (no rounded integers, no __proto__ keys). Binary mode's body is
+  // the data, so any JSON media type is JSON here (`application/vnd.acme+json`, as the envelope allows).
   app.removeAllContentTypeParsers()
+  const exactJson: Parameters<typeof app.addContentTypeParser>[2] = (_request, body, done) => {
+    if (body === '') return done(null, undefined)
+    try {
+      done(null, parseJsonExact(body as string))
+    } catch (error) {
+      done(error as Error, undefined)
+    }
+  }
+  app.addContentTypeParser(['application/json', STRUCTURED, BATCH], {parseAs: 'string'}, exactJson)
   app.addContentTypeParser(
-    ['application/json', STRUCTURED, BATCH],
+    /^(application|text)\/([A-Za-z0-9!#$&^_.+-]+\+)?json$/i,
     {parseAs: 'string'},
-    (_request, body, done) => {
-      if (body === '') return done(null, undefined)
-      try {
-        done(null, parseJsonExact(body as string))
-      } catch (error) {
-        done(error as Error, undefined)
-      }
-    },
+    exactJson,
   )
   // The sign-in form.
   app.addContentTypeParser(
