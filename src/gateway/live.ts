@@ -46,6 +46,18 @@ export interface PreparedStream {
 
 const jsonCache = new WeakMap<RaptorEvent, string>()
 
+const frameCache = new WeakMap<RaptorEvent, Buffer>()
+
+/** An event's SSE `data:` lines, encoded once however many SSE clients send it. */
+export function sseDataFrame(event: RaptorEvent): Buffer {
+  let frame = frameCache.get(event)
+  if (frame === undefined) {
+    frame = Buffer.from(`data: ${eventJson(event)}\n\n`)
+    frameCache.set(event, frame)
+  }
+  return frame
+}
+
 /** The JSON text of an event, made once however many streams send it. */
 export function eventJson(event: RaptorEvent): string {
   let json = jsonCache.get(event)
