@@ -13,7 +13,13 @@ import {
   type ChannelSpec,
 } from './channels.js'
 import {DEFAULT_MAX_PAYLOAD_BYTES, loadConfig, type RaptorConfig} from './config.js'
-import {DEFAULT_REDIS_URL, closeConnection, openConnection, type ConnectionOptions} from './connection.js'
+import {
+  DEFAULT_REDIS_URL,
+  closeConnection,
+  openConnection,
+  type ConnectionChange,
+  type ConnectionOptions,
+} from './connection.js'
 import {ClosedError, InvalidInputError} from './errors.js'
 import type {Payload, PayloadSchema, PublishInput, RaptorEvent} from './events.js'
 import type {Consumer, ConsumeOptions} from './consumer.js'
@@ -29,9 +35,10 @@ import type {ReplayToOptions, ReplayToResult} from './replay.js'
 import type {Replies} from './request.js'
 import {defineScripts, type ScriptedRedis} from './scripts.js'
 import {compareIds, idTime} from './stream-ids.js'
+import {parseRedisUrl} from './url.js'
 
 /** The dead-letter operations of a bus (`bus.dlq`). */
-export type DlqApi = Pick<Dlq, 'list' | 'depths' | 'requeue' | 'purge'>
+export type DlqApi = Pick<Dlq, 'list' | 'entries' | 'depths' | 'requeue' | 'purge'>
 
 /** Options of `RaptorBus.connect`. */
 export interface BusOptions extends ConnectionOptions {
@@ -98,7 +105,7 @@ export class RaptorBus {
     readonly options: Required<Pick<BusOptions, 'prefix' | 'maxPayloadBytes' | 'source' | 'redisUrl'>> &
       BusOptions,
   ) {
-    this.keys = new Keys(options.prefix)
+    this.keys = new Keys(options.prefix, parseRedisUrl(options.redisUrl).db)
     this.topology = new Topology(options.channels)
     this.history = new History(redis, this.keys, this.topology)
     this.publisher = new Publisher({
@@ -112,6 +119,12 @@ export class RaptorBus {
     // The operator modules (DLQ, metrics) load on first use, so a one-shot publish never pays for them.
     this.dlq = {
       list: async (filter) => (await this.loadDlq()).list(filter),
+      entries: (filter) => {
+        const load = () => this.loadDlq()
+        return (async function* () {
+          yield* (await load()).entries(filter)
+        })()
+      },
       depths: async () => (await this.loadDlq()).depths(),
       requeue: async (options) => (await this.loadDlq()).requeue(options),
       purge: async (options) => (await this.loadDlq()).purge(options),
@@ -164,6 +177,7 @@ export class RaptorBus {
     }
     // Build the topology before connecting so that a bad config fails without touching Redis.
     new Topology(merged.channels)
+    merged.onConnectionChange = linkMonitor(options.onConnectionChange)
     const redis = defineScripts(await openConnection(merged, `${prefix}:cmd`))
     return new RaptorBus(redis, merged)
   }
@@ -194,7 +208,7 @@ export class RaptorBus {
   private hub(): Promise<LiveHub> {
     this.live ??= openConnection(this.options, this.keys.subscriberClientName()).then((conn) => {
       this.subConn = conn
-      return new LiveHub(conn, this.keys)
+      return new LiveHub(conn, this.keys, this.redis)
     })
     return this.live
   }
@@ -216,11 +230,17 @@ export class RaptorBus {
     const hub = await this.hub()
     if (options.since === undefined) return hub.subscribe(list, handler, options)
     const sub = await hub.subscribe(list, handler, {...options, hold: true})
+    // Live events are held while the history is delivered. A hold that overflows (a long backfill
+    // into a slow handler) is emptied and the history read again from where it stopped: every held
+    // event is also in history, so the seam has no gap and memory stays bounded.
     const last = new Map<string, string>()
-    for await (const entry of this.backfill(list, options.since)) {
-      last.set(entry.channel, entry.streamId)
-      if (entry.event) await handler(entry.event, {channel: entry.channel, streamId: entry.streamId})
-    }
+    const from = (await this.history.serverTime()) - options.since
+    do {
+      for await (const entry of this.backfill(list, from, last)) {
+        last.set(entry.channel, entry.streamId)
+        if (entry.event) await handler(entry.event, {channel: entry.channel, streamId: entry.streamId})
+      }
+    } while (sub.takeOverflow())
     sub.release((meta: LiveMeta) => {
       const seen = last.get(meta.channel)
       return seen !== undefined && compareIds(meta.streamId, seen) <= 0
@@ -229,16 +249,21 @@ export class RaptorBus {
   }
 
   /**
-   * History of every channel matching the patterns over the last `since` ms, merged in time order.
-   * Streams page by page (a k-way merge), so a long window never sits in memory at once.
+   * History of every channel matching the patterns, merged in time order, from server time `from`
+   * (or, for a channel in `after`, after the stream id given there) to now. Streams page by page (a
+   * k-way merge), so a long window never sits in memory at once.
    */
-  private async *backfill(patterns: string[], since: number): AsyncGenerator<HistoryEntry> {
+  private async *backfill(
+    patterns: string[],
+    from: number,
+    after: ReadonlyMap<string, string>,
+  ): AsyncGenerator<HistoryEntry> {
     const matchers = patterns.map(channelMatcher)
     const channels = (await this.history.knownChannels()).filter((c) => matchers.some((m) => m(c)))
     const now = await this.history.serverTime()
     const heads: {iter: AsyncGenerator<HistoryEntry>; entry: HistoryEntry}[] = []
     for (const c of channels) {
-      const iter = this.history.entries(c, {since, until: now})
+      const iter = this.history.entries(c, {from, until: now}, undefined, after.get(c))
       const first = await iter.next()
       if (!first.done) heads.push({iter, entry: first.value})
     }
@@ -456,6 +481,22 @@ export class RaptorBus {
       await hub?.clear().catch(() => {})
     }
     for (const conn of [this.subConn, this.redis]) if (conn) await closeConnection(conn)
+  }
+}
+
+/**
+ * Folds the changes of a bus's connections (commands, live, each consumer's) into the state of its
+ * link to Redis: `lost` when the first one drops, `reconnected` once every one is back.
+ */
+function linkMonitor(listener?: (change: ConnectionChange) => void) {
+  if (!listener) return undefined
+  const down = new Set<number>()
+  return (change: ConnectionChange) => {
+    const before = down.size
+    if (change.state === 'lost') down.add(change.connectionId)
+    else down.delete(change.connectionId)
+    if (before === 0 && down.size > 0) listener(change)
+    else if (before > 0 && down.size === 0) listener(change)
   }
 }
 

@@ -3,6 +3,7 @@ import {z} from 'zod'
 import {PluginError, TimeoutError} from './errors.js'
 import type {Payload, PublishInput, RaptorEvent} from './events.js'
 import {formatIssues, toIssues} from './events.js'
+import {setLongTimeout, type LongTimer} from './timers.js'
 
 /** Retry backoff: capped exponential with optional full jitter. */
 export interface BackoffOptions {
@@ -208,9 +209,9 @@ export async function invokeHandler(
   }
   if (!returned || typeof (returned as Promise<unknown>).then !== 'function') return {kind: 'ok'}
   const run = Promise.resolve(returned as Promise<unknown>)
-  let timer: NodeJS.Timeout | undefined
+  let timer: LongTimer | undefined
   const ended = new Promise<AttemptResult>((resolve) => {
-    timer = setTimeout(() => {
+    timer = setLongTimeout(() => {
       abortable.abort(new TimeoutError(`handler ${handler.name} exceeded timeoutMs ${handler.timeoutMs}`))
     }, handler.timeoutMs)
     abortable.onAbort((reason) => resolve({kind: reason instanceof TimeoutError ? 'timeout' : 'stopped'}))
@@ -222,6 +223,6 @@ export async function invokeHandler(
   try {
     return await ended
   } finally {
-    clearTimeout(timer)
+    timer?.clear()
   }
 }

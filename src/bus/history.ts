@@ -85,14 +85,23 @@ export class History {
     }
   }
 
-  /** Entries of one channel in publish order (malformed ones included, flagged by `issues`). */
-  async *entries(channel: string, window: ReplayWindow = {}, stopAt?: string): AsyncGenerator<HistoryEntry> {
+  /**
+   * Entries of one channel in publish order (malformed ones included, flagged by `issues`), up to
+   * `stopAt` when given, and only those after the stream id `after` when given.
+   */
+  async *entries(
+    channel: string,
+    window: ReplayWindow = {},
+    stopAt?: string,
+    after?: string,
+  ): AsyncGenerator<HistoryEntry> {
     assertChannelName(channel)
     await loadEnvelopeSchema()
     const {start, end} = await this.bounds(channel, window)
     const types = window.types && window.types.length > 0 ? new Set(window.types) : undefined
-    let cursor = start
-    let exclusive = false
+    const resume = after !== undefined && compareIds(after, start) >= 0
+    let cursor = resume ? after : start
+    let exclusive = resume
     let left = window.limit ?? Infinity
     while (left > 0) {
       const page = (await this.redis.xrange(
