@@ -74,6 +74,12 @@ export interface LiveSubscribeOptions extends SubscribeOptions {
    * events, with no gap and no duplicate at the seam.
    */
   since?: number
+  /**
+   * With `since`: most live events held while the history is delivered. Past it the hold is
+   * emptied and the history read again from where it stopped, so the seam still has no gap.
+   * @defaultValue 10000
+   */
+  maxHeld?: number
 }
 
 /**

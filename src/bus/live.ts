@@ -136,12 +136,12 @@ export class LiveHub {
   async subscribe(
     patterns: readonly string[],
     handler: LiveHandler,
-    options: SubscribeOptions & {hold: true},
+    options: SubscribeOptions & {hold: true; maxHeld?: number},
   ): Promise<HeldSubscription>
   async subscribe(
     patterns: readonly string[],
     handler: LiveHandler,
-    options?: SubscribeOptions & {hold?: boolean},
+    options?: SubscribeOptions & {hold?: boolean; maxHeld?: number},
   ): Promise<Subscription>
   async subscribe(
     patterns: readonly string[],

@@ -1,0 +1,111 @@
+import {afterEach, describe, expect, it} from 'vitest'
+
+import {randomPrefix, startCli, target, testBuses, waitFor, type RunningCli} from '../helpers/index.js'
+
+const bus = testBuses()
+const children: RunningCli[] = []
+
+afterEach(() => {
+  for (const c of children.splice(0)) {
+    c.child.kill('SIGCONT')
+    if (c.child.exitCode === null) c.child.kill('SIGKILL')
+  }
+})
+
+async function tail(prefix: string, args: string[], env: Record<string, string> = {}): Promise<RunningCli> {
+  const child = startCli(['tail', ...target(prefix), ...args], {env, timeoutMs: 90_000})
+  children.push(child)
+  await waitFor(
+    () => child.stderr.includes('tail: listening on') || child.child.exitCode !== null,
+    15_000,
+    'listening',
+  )
+  expect(child.stderr).toContain('tail: listening on')
+  return child
+}
+
+describe('tail with a reader that falls behind', () => {
+  it('keeps its memory bounded: drops live events past its bound and says so on stderr', async () => {
+    const prefix = randomPrefix()
+    const b = await bus({prefix})
+    // A 64 MB heap: holding the 90 MB burst below for a reader that does not read would not fit.
+    const child = await tail(prefix, ['sys.state.update', '--json'], {
+      NODE_OPTIONS: '--max-old-space-size=64',
+    })
+    child.child.stdout!.pause()
+    const payload = {text: 'x'.repeat(3000)}
+    const total = 30_000
+    for (let i = 0; i < total; i += 1000)
+      await b.publishMany(
+        Array.from({length: 1000}, (_, n) => ({
+          channel: 'sys.state.update',
+          type: 'burst',
+          payload: {...payload, n: i + n},
+        })),
+      )
+    await waitFor(
+      () => /tail: dropped \d+ events: reader too slow/.test(child.stderr),
+      30_000,
+      'the drop report',
+    )
+    expect(child.child.exitCode).toBeNull()
+    // The reader catches up; tail goes on, and says in all how many it dropped.
+    child.child.stdout!.resume()
+    // Markers until one gets through (those sent while the reader still catches up are dropped too).
+    let markers = 0
+    await waitFor(
+      async () => {
+        await b.publish({channel: 'sys.state.update', type: 'marker'})
+        markers++
+        return child.stdout.includes('"type":"marker"')
+      },
+      30_000,
+      'a marker',
+    )
+    child.child.kill('SIGINT')
+    const result = await child.exited
+    expect(result.code).toBe(130)
+    const printed = result.stdout.split('\n').filter((l) => l.includes('"type":')).length
+    const dropped = [...result.stderr.matchAll(/tail: dropped (\d+) events: reader too slow/g)].reduce(
+      (n, m) => n + Number(m[1]),
+      0,
+    )
+    expect(dropped).toBeGreaterThan(0)
+    // Every event was either printed or counted as dropped.
+    expect(printed + dropped).toBe(total + markers)
+  }, 120_000)
+})
+
+describe('tail --timeout beyond what one Node timer holds', () => {
+  it('--timeout 30d --count 1 waits for the event instead of ending at once', async () => {
+    const prefix = randomPrefix()
+    const b = await bus({prefix})
+    const child = await tail(prefix, ['--timeout', '30d', '--count', '1', '--json'])
+    const id = await b.publish({channel: 'sys.alert.warning', type: 'later'})
+    const result = await child.exited
+    expect(result.code, result.stderr).toBe(0)
+    expect(JSON.parse(result.stdout).id).toBe(id)
+    expect(result.stderr).not.toMatch(/TimeoutOverflowWarning|timed out/)
+  })
+})
+
+describe('control characters in readable output', () => {
+  it('are escaped in tail lines: no field can forge a line or move the cursor', async () => {
+    const prefix = randomPrefix()
+    const b = await bus({prefix})
+    const child = await tail(prefix, ['--count', '1'])
+    await b.publish({
+      channel: 'sys.alert.warning',
+      type: 'evil',
+      source: 'agent\u001b[2J\r\nFAKE',
+      payload: {text: 'csi\u009b31m bidi\u202eevil'},
+    })
+    const result = await child.exited
+    expect(result.code, result.stderr).toBe(0)
+    const lines = result.stdout.split('\n').filter((l) => l !== '')
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e]/)
+    expect(lines[0]).toContain('agent\\e[2J\\r\\nFAKE')
+    expect(lines[0]).toContain('csi\\x9b31m bidi\\u202eevil')
+  })
+})
