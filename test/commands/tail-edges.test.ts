@@ -104,6 +104,7 @@ describe('control characters in readable output', () => {
     expect(result.code, result.stderr).toBe(0)
     const lines = result.stdout.split('\n').filter((l) => l !== '')
     expect(lines).toHaveLength(1)
+    // eslint-disable-next-line no-control-regex -- no control character may reach the terminal
     expect(lines[0]).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e]/)
     expect(lines[0]).toContain('agent\\e[2J\\r\\nFAKE')
     expect(lines[0]).toContain('csi\\x9b31m bidi\\u202eevil')
