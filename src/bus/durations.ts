@@ -32,13 +32,15 @@ export function parseDuration(
     }
   }
   const shown = typeof value === 'string' ? `'${value}'` : String(value)
-  if (typeof parsed !== 'number' || !Number.isFinite(parsed) || parsed < (bounds.min ?? 0)) {
+  if (typeof parsed !== 'number' || !Number.isFinite(parsed) || parsed < 0) {
     throw new InvalidInputError(
       `invalid ${what} ${shown}: use a number of ms or a duration like 30s, 10m, 1h, 7d`,
     )
   }
   if (bounds.integer && !Number.isInteger(parsed))
     throw new InvalidInputError(`invalid ${what} ${shown}: use a whole number of milliseconds`)
+  if (parsed < (bounds.min ?? 0))
+    throw new InvalidInputError(`invalid ${what} ${shown}: at least ${formatDuration(bounds.min ?? 0)}`)
   if (bounds.max && parsed > bounds.max.ms)
     throw new InvalidInputError(
       `invalid ${what} ${shown}: at most ${formatDuration(bounds.max.ms)} (${bounds.max.why})`,

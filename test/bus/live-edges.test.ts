@@ -126,3 +126,19 @@ describe('bus.subscribe counts what a subscriber missed', () => {
     await sub.unsubscribe()
   })
 })
+
+describe('timeouts beyond what one Node timer holds', () => {
+  it('bus.request with a 30-day timeout waits for the reply instead of timing out at once', async () => {
+    const b = await connect(randomPrefix())
+    await b.subscribe('sys.guild.research.broadcast', (e) => {
+      if (e.type === 'lookup') void b.reply(e, {answer: 42})
+    })
+    const reply = await b.request({
+      channel: 'sys.guild.research.broadcast',
+      type: 'lookup',
+      payload: {},
+      timeoutMs: 30 * 24 * 3600 * 1000,
+    })
+    expect(reply.data).toEqual({answer: 42})
+  })
+})

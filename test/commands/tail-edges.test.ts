@@ -1,6 +1,14 @@
 import {afterEach, describe, expect, it} from 'vitest'
 
-import {randomPrefix, startCli, target, testBuses, waitFor, type RunningCli} from '../helpers/index.js'
+import {
+  randomPrefix,
+  runCli,
+  startCli,
+  target,
+  testBuses,
+  waitFor,
+  type RunningCli,
+} from '../helpers/index.js'
 
 const bus = testBuses()
 const children: RunningCli[] = []
@@ -108,5 +116,21 @@ describe('control characters in readable output', () => {
     expect(lines[0]).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e]/)
     expect(lines[0]).toContain('agent\\e[2J\\r\\nFAKE')
     expect(lines[0]).toContain('csi\\x9b31m bidi\\u202eevil')
+  })
+
+  it('are escaped in replay lines too', async () => {
+    const prefix = randomPrefix()
+    const b = await bus({prefix})
+    await b.publish({
+      channel: 'sys.alert.warning',
+      type: 'evil',
+      source: 'src\u001b]0;title\u0007',
+      payload: {t: '\u2066x'},
+    })
+    const result = await runCli(['replay', 'sys.alert.warning', '--since', '1h', ...target(prefix)])
+    expect(result.code, result.stderr).toBe(0)
+    expect(result.stdout).toContain('src\\e]0;title\\x07')
+    expect(result.stdout).toContain('\\u2066x')
+    expect(result.stdout).not.toContain('\u001b')
   })
 })

@@ -92,6 +92,6 @@ function row(e: DlqEntry): string[] {
     e.handler ?? '-',
     type,
     String(e.attempts),
-    cut(e.error, Math.max(20, width() - 150)),
+    cut(printable(e.error), Math.max(20, width() - 150)),
   ].map(printable)
 }
