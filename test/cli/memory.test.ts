@@ -1,33 +1,14 @@
 import {Redis} from 'ioredis'
-import {afterEach, describe, expect, it} from 'vitest'
+import {describe, expect, it} from 'vitest'
 
-import {addDlq} from '../helpers/ops.js'
-import {
-  randomPrefix,
-  redisUrl,
-  startCli,
-  target,
-  testBuses,
-  waitFor,
-  type RunningCli,
-} from '../helpers/index.js'
+import {addDlq, publishBurst} from '../helpers/ops.js'
+import {cliProcesses, randomPrefix, redisUrl, target, testBuses, waitFor} from '../helpers/index.js'
 
 // Memory flat in the size of the job: each command runs with a V8 heap capped at 64 MB, far below
 // what holding the whole job would take (the old code died of "heap out of memory" on each of these).
 
 const bus = testBuses()
-const children: RunningCli[] = []
-const SMALL_HEAP = {NODE_OPTIONS: '--max-old-space-size=64'}
-
-afterEach(() => {
-  for (const c of children.splice(0)) if (c.child.exitCode === null) c.child.kill('SIGKILL')
-})
-
-function start(args: string[]): RunningCli {
-  const child = startCli(args, {env: SMALL_HEAP, timeoutMs: 120_000})
-  children.push(child)
-  return child
-}
+const start = cliProcesses({env: {NODE_OPTIONS: '--max-old-space-size=64'}, timeoutMs: 120_000})
 
 /** Seconds since the client named `name` last sent a command (CLIENT LIST `idle`), or -1. */
 async function idleSeconds(name: string): Promise<number> {
@@ -65,16 +46,8 @@ describe('bounded memory (heap capped at 64 MB)', () => {
   it('tail --since into a reader that stops reading waits for it (back-pressure), then delivers everything in order', async () => {
     const prefix = randomPrefix()
     const b = await bus({prefix})
-    const payload = {text: 'x'.repeat(3000)}
     const total = 30_000
-    for (let i = 0; i < total; i += 1000)
-      await b.publishMany(
-        Array.from({length: 1000}, (_, n) => ({
-          channel: 'sys.state.update',
-          type: 'tick',
-          payload: {...payload, n: i + n},
-        })),
-      )
+    await publishBurst(b, 'sys.state.update', total, 'tick', {text: 'x'.repeat(3000)})
     const child = start([
       'tail',
       'sys.state.update',

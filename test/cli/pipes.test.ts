@@ -1,23 +1,13 @@
-import {afterEach, describe, expect, it} from 'vitest'
+import {describe, expect, it} from 'vitest'
 
-import {addDlq} from '../helpers/ops.js'
-import {randomPrefix, startCli, target, testBuses, waitFor, type RunningCli} from '../helpers/index.js'
+import {addDlq, publishBurst} from '../helpers/ops.js'
+import {cliProcesses, randomPrefix, target, testBuses, waitFor, type RunningCli} from '../helpers/index.js'
 
 // Closed pipes and slow readers, with real processes: the built binary writes into a real pipe whose
 // reading end this test closes (as `| head -1` does) or stops reading.
 
 const bus = testBuses()
-const children: RunningCli[] = []
-
-afterEach(() => {
-  for (const c of children.splice(0)) if (c.child.exitCode === null) c.child.kill('SIGKILL')
-})
-
-function start(args: string[], env: Record<string, string> = {}): RunningCli {
-  const child = startCli(args, {env, timeoutMs: 25_000})
-  children.push(child)
-  return child
-}
+const start = cliProcesses({timeoutMs: 25_000})
 
 /** Reads until the first line, then closes the reading end of stdout, as `| head -1` does. */
 async function headOne(child: RunningCli): Promise<string> {
@@ -28,16 +18,7 @@ async function headOne(child: RunningCli): Promise<string> {
 
 /** A channel with more history than a pipe and the writer's bound hold (~3 MB of NDJSON). */
 async function longHistory(prefix: string): Promise<void> {
-  const b = await bus({prefix})
-  const payload = {text: 'x'.repeat(400)}
-  for (let i = 0; i < 6; i++)
-    await b.publishMany(
-      Array.from({length: 1000}, (_, n) => ({
-        channel: 'sys.state.update',
-        type: 'tick',
-        payload: {...payload, n},
-      })),
-    )
+  await publishBurst(await bus({prefix}), 'sys.state.update', 6000, 'tick', {text: 'x'.repeat(400)})
 }
 
 describe('a reader that goes away (EPIPE) ends the command at once with exit 0', () => {
@@ -92,9 +73,14 @@ describe('a reader that goes away (EPIPE) ends the command at once with exit 0',
     const prefix = randomPrefix()
     const plugin = new URL('../fixtures/plugins/worker.mjs', import.meta.url).pathname
     const child = start(['agent', '--plugin', plugin, '--json', ...target(prefix)])
+    await waitFor(() => child.stdout.includes('started'), 15_000, 'agent started')
     await headOne(child)
+    // A process learns that its reader is gone when it next writes (EPIPE): make the agent log.
+    const b = await bus({prefix})
+    await b.publish({channel: 'sys.state.update', type: 'job', payload: {n: 1}})
     const result = await child.exited
     expect(result.code, result.stderr).toBe(0)
+    expect(result.stderr).toBe('')
   })
 
   it('metrics --watch 1 --json | head -1', async () => {

@@ -2,7 +2,8 @@ import {Redis} from 'ioredis'
 import {afterEach, describe, expect, it} from 'vitest'
 
 import {RaptorBus} from '../../src/bus/index.js'
-import {ndjson, randomPrefix, startCli, waitFor, type RunningCli} from '../helpers/index.js'
+import {publishBurst} from '../helpers/ops.js'
+import {cliProcesses, ndjson, randomPrefix, waitFor, type RunningCli} from '../helpers/index.js'
 import {RedisServer} from '../helpers/redis-server.js'
 
 // Redis freezing (SIGSTOP), restarting and cutting a subscriber off, with real processes: one-shot
@@ -10,14 +11,10 @@ import {RedisServer} from '../helpers/redis-server.js'
 // say so.
 
 const servers: RedisServer[] = []
-const children: RunningCli[] = []
 const buses: RaptorBus[] = []
+const cli = cliProcesses({timeoutMs: 40_000})
 
 afterEach(async () => {
-  for (const c of children.splice(0)) {
-    c.child.kill('SIGCONT')
-    if (c.child.exitCode === null) c.child.kill('SIGKILL')
-  }
   while (buses.length > 0) await buses.pop()!.close()
   for (const s of servers.splice(0)) await s.stop(true)
 })
@@ -28,11 +25,8 @@ async function server(extra: string[] = []): Promise<RedisServer> {
   return s
 }
 
-function start(s: RedisServer, prefix: string, args: string[]): RunningCli {
-  const child = startCli([...args, '--redis-url', s.url, '--prefix', prefix], {timeoutMs: 40_000})
-  children.push(child)
-  return child
-}
+const start = (s: RedisServer, prefix: string, args: string[]): RunningCli =>
+  cli([...args, '--redis-url', s.url, '--prefix', prefix])
 
 async function busOn(s: RedisServer, prefix: string): Promise<RaptorBus> {
   const b = await RaptorBus.connect({redisUrl: s.url, prefix})
@@ -128,15 +122,7 @@ describe('long-lived commands reconnect by themselves and say so', () => {
     const b = await busOn(s, prefix)
     // tail is frozen: the socket buffers fill, then Redis's output buffer, then Redis cuts it off.
     tail.child.kill('SIGSTOP')
-    const payload = {text: 'x'.repeat(1000)}
-    for (let i = 0; i < 20; i++)
-      await b.publishMany(
-        Array.from({length: 1000}, (_, n) => ({
-          channel: 'sys.state.update',
-          type: 'burst',
-          payload: {...payload, n},
-        })),
-      )
+    await publishBurst(b, 'sys.state.update', 20_000, 'burst', {text: 'x'.repeat(1000)})
     tail.child.kill('SIGCONT')
     await waitFor(
       () => /tail: disconnected by Redis: missed up to \d+ events/.test(tail.stderr),

@@ -2,12 +2,12 @@ import {get} from 'node:http'
 import {networkInterfaces} from 'node:os'
 import {fileURLToPath} from 'node:url'
 
-import {afterEach, describe, expect, it} from 'vitest'
+import {describe, expect, it} from 'vitest'
 
 import {
+  cliProcesses,
   randomPrefix,
   runCli,
-  startCli,
   target,
   testBuses,
   waitFor,
@@ -16,17 +16,9 @@ import {
 
 const WORKER = fileURLToPath(new URL('../fixtures/plugins/worker.mjs', import.meta.url))
 const bus = testBuses()
-const children: RunningCli[] = []
-
-afterEach(() => {
-  for (const c of children.splice(0)) if (c.child.exitCode === null) c.child.kill('SIGKILL')
-})
-
-function agent(prefix: string, args: string[]): RunningCli {
-  const child = startCli(['agent', '--plugin', WORKER, ...target(prefix), ...args], {timeoutMs: 60_000})
-  children.push(child)
-  return child
-}
+const start = cliProcesses({timeoutMs: 60_000})
+const agent = (prefix: string, args: string[]) =>
+  start(['agent', '--plugin', WORKER, ...target(prefix), ...args])
 
 const started = (a: RunningCli) =>
   waitFor(

@@ -1,9 +1,10 @@
-import {afterEach, describe, expect, it} from 'vitest'
+import {describe, expect, it} from 'vitest'
 
+import {publishBurst} from '../helpers/ops.js'
 import {
+  cliProcesses,
   randomPrefix,
   runCli,
-  startCli,
   target,
   testBuses,
   waitFor,
@@ -11,18 +12,10 @@ import {
 } from '../helpers/index.js'
 
 const bus = testBuses()
-const children: RunningCli[] = []
-
-afterEach(() => {
-  for (const c of children.splice(0)) {
-    c.child.kill('SIGCONT')
-    if (c.child.exitCode === null) c.child.kill('SIGKILL')
-  }
-})
+const start = cliProcesses({timeoutMs: 90_000})
 
 async function tail(prefix: string, args: string[], env: Record<string, string> = {}): Promise<RunningCli> {
-  const child = startCli(['tail', ...target(prefix), ...args], {env, timeoutMs: 90_000})
-  children.push(child)
+  const child = start(['tail', ...target(prefix), ...args], {env})
   await waitFor(
     () => child.stderr.includes('tail: listening on') || child.child.exitCode !== null,
     15_000,
@@ -41,16 +34,8 @@ describe('tail with a reader that falls behind', () => {
       NODE_OPTIONS: '--max-old-space-size=64',
     })
     child.child.stdout!.pause()
-    const payload = {text: 'x'.repeat(3000)}
     const total = 30_000
-    for (let i = 0; i < total; i += 1000)
-      await b.publishMany(
-        Array.from({length: 1000}, (_, n) => ({
-          channel: 'sys.state.update',
-          type: 'burst',
-          payload: {...payload, n: i + n},
-        })),
-      )
+    await publishBurst(b, 'sys.state.update', total, 'burst', {text: 'x'.repeat(3000)})
     await waitFor(
       () => /tail: dropped \d+ events: reader too slow/.test(child.stderr),
       30_000,
