@@ -87,10 +87,11 @@ Bulk: --ndjson FILE (or - for stdin) publishes one event per line, pipelined. A 
       try {
         ids = await bus.publishMany(Array.from({length: n}, () => input))
       } catch (error) {
-        if (written === 0) throw error
         const more = error instanceof PartialError ? error.ids : []
+        // Nothing written at all: the usual error (an invalid event, Redis unreachable).
+        if (written === 0 && more.length === 0) throw error
+        await this.printIds(more, json, written === 0)
         written += more.length
-        await this.printIds(more, json, written === more.length)
         const cause = error instanceof PartialError && error.cause instanceof Error ? error.cause : error
         const partial = new PartialError(
           `published ${written} of ${count} events, then: ${(cause as Error).message}`,
@@ -107,8 +108,8 @@ Bulk: --ndjson FILE (or - for stdin) publishes one event per line, pipelined. A 
         }
         throw partial
       }
+      await this.printIds(ids, json, written === 0)
       written += ids.length
-      await this.printIds(ids, json, start === 0)
     }
     if (json) void out.write(']}\n')
     return undefined
