@@ -25,4 +25,18 @@ export default tseslint.config(
       'no-constant-condition': ['error', {checkLoops: false}],
     },
   },
+  {
+    // The dashboard: plain JavaScript that runs in the browser.
+    files: ['src/gateway/dashboard/**/*.js'],
+    languageOptions: {
+      globals: {
+        document: 'readonly',
+        window: 'readonly',
+        fetch: 'readonly',
+        Node: 'readonly',
+        URLSearchParams: 'readonly',
+        TextDecoderStream: 'readonly',
+      },
+    },
+  },
 )

@@ -3,6 +3,7 @@
  * `--only publish,live,durable,cli`). It starts its own redis-server on a free port with no
  * persistence, runs raptor beside its baselines on that same server in the same run, prints one
  * Markdown report with ratios and writes it to bench/RESULTS.md. Every figure is a median of runs.
+ * Sections: publish, live, durable, cli, sse (`--only sse` runs the SSE fan-out rows alone).
  */
 import {writeFileSync} from 'node:fs'
 
@@ -19,6 +20,7 @@ import {
 } from './durable.js'
 import {fmt, machine, markdownTable, median, progress, ratio, settings} from './lib.js'
 import {runLive, type LiveResult} from './live.js'
+import {SSE_PAYLOAD_BYTES, runSse, type SseResult} from './sse.js'
 import {runThroughput, type ThroughputResult} from './throughput.js'
 
 const s = settings()
@@ -41,7 +43,8 @@ try {
   const durableLatency = wants('durable') ? await runDurableLatency(url, s) : undefined
   const memory = wants('durable') ? await runAgentMemory(url, s.quick ? 20_000 : 100_000) : undefined
   const cli = wants('cli') ? runCli(url, server.port, s) : []
-  report = render(m, throughput, live, durable, cli, durableLatency, memory)
+  const sse = wants('sse') ? await runSse(url, s) : []
+  report = render(m, throughput, live, durable, cli, durableLatency, memory, sse)
 } finally {
   await server.stop()
 }
@@ -59,6 +62,7 @@ function render(
   cli: CliResult[],
   durableLatency?: DurableLatency,
   memory?: {peakMb: number; eventsPerSec: number},
+  sse: SseResult[] = [],
 ): string {
   const args = process.argv.slice(2).join(' ')
   const out: string[] = [
@@ -244,6 +248,44 @@ function render(
       ms.get('raptorPublish')! / ms.get('mini')!,
       1.3,
       false,
+    )
+  }
+
+  if (sse.length > 0) {
+    const tail = sse.find((r) => r.key === 'tail')
+    const tailP50 = tail ? median(tail.runs.map((x) => x.p50)) : undefined
+    out.push(
+      '',
+      `## SSE fan-out (1,000 events/s for ${s.liveMs / 1000} s, ${SSE_PAYLOAD_BYTES}-byte payloads; clients in their own process; ms from the send timestamp in the payload)`,
+      '',
+      markdownTable(
+        [
+          'case',
+          'p50 ms',
+          'p99 ms',
+          'max ms',
+          'p50 × tail',
+          'peak RSS MB (server)',
+          'received (all runs)',
+          'clients dropped',
+        ],
+        sse.map((r) => {
+          const p50 = median(r.runs.map((x) => x.p50))
+          return [
+            r.label,
+            fmt(p50, 3),
+            fmt(median(r.runs.map((x) => x.p99)), 3),
+            fmt(median(r.runs.map((x) => x.max)), 3),
+            ratio(p50, tailP50),
+            fmt(median(r.runs.map((x) => x.rssMb)), 1),
+            `${fmt(r.runs.reduce((n, x) => n + x.received, 0))} of ${fmt(r.runs.reduce((n, x) => n + x.expected, 0))}`,
+            String(r.runs.reduce((n, x) => n + x.dropped, 0)),
+          ]
+        }),
+      ),
+      '',
+      'Latency is timed on every event of the first 100 clients (the others count theirs). The RSS of the ' +
+        '`raptor tail` row is the tail process; of the SSE rows, the `raptor serve` process.',
     )
   }
 

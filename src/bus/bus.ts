@@ -67,6 +67,17 @@ export interface ChannelInfo extends ChannelSpec {
   lastEventAt: string | null
 }
 
+/**
+ * A position in the history of several channels: what a reader has already seen. `raptor serve`
+ * hands it to its SSE and WebSocket clients so that a reconnecting client resumes where it stopped.
+ */
+export interface StreamCursor {
+  /** Channel → stream entry id of the last event already seen on that channel. */
+  after: Readonly<Record<string, string>>
+  /** Channels not named in `after`: their history from this Redis server time (ms since the epoch) on. */
+  from: number
+}
+
 /** Options of `subscribe`. */
 export interface LiveSubscribeOptions extends SubscribeOptions {
   /**
@@ -75,8 +86,18 @@ export interface LiveSubscribeOptions extends SubscribeOptions {
    */
   since?: number
   /**
-   * With `since`: most live events held while the history is delivered. Past it the hold is
-   * emptied and the history read again from where it stopped, so the seam still has no gap.
+   * Resume: first deliver the history of every matching channel after the cursor, then live events,
+   * with no gap and no duplicate at the seam (the same stitching as `since`).
+   */
+  resume?: StreamCursor
+  /**
+   * Ends a backfill early: aborting it stops delivering history, ends the subscription, and makes
+   * `subscribe` reject with the signal's reason.
+   */
+  signal?: AbortSignal
+  /**
+   * With `since` or `resume`: most live events held while the history is delivered. Past it the
+   * hold is emptied and the history read again from where it stopped, so the seam still has no gap.
    * @defaultValue 10000
    */
   maxHeld?: number
@@ -234,54 +255,77 @@ export class RaptorBus {
     const list = typeof patterns === 'string' ? [patterns] : [...patterns]
     list.forEach(assertChannelPattern)
     const hub = await this.hub()
-    if (options.since === undefined) return hub.subscribe(list, handler, options)
+    const {since, resume, signal} = options
+    if (since === undefined && resume === undefined) return hub.subscribe(list, handler, options)
+    if (since !== undefined && resume !== undefined)
+      throw new InvalidInputError('subscribe takes since or resume, not both')
+    // Live events are held while the history is delivered, then released without those it covered.
+    // A hold that overflows (a long backfill into a slow handler) is emptied and the history read
+    // again from where it stopped: every held event is also in history, so the seam has no gap and
+    // memory stays bounded.
     const sub = await hub.subscribe(list, handler, {...options, hold: true})
-    // Live events are held while the history is delivered. A hold that overflows (a long backfill
-    // into a slow handler) is emptied and the history read again from where it stopped: every held
-    // event is also in history, so the seam has no gap and memory stays bounded.
     const last = new Map<string, string>()
-    const from = (await this.history.serverTime()) - options.since
-    do {
-      for await (const entry of this.backfill(list, from, last)) {
-        last.set(entry.channel, entry.streamId)
-        if (entry.event) await handler(entry.event, {channel: entry.channel, streamId: entry.streamId})
+    try {
+      // `since` is pinned to server time once, so that a second pass reads the same window.
+      const from = since === undefined ? undefined : (await this.history.serverTime()) - since
+      const windowOf = (channel: string): ReplayWindow => {
+        const seen = last.get(channel)
+        if (seen !== undefined) return {after: seen}
+        if (resume === undefined) return {from}
+        return Object.hasOwn(resume.after, channel) ? {after: resume.after[channel]} : {from: resume.from}
       }
-    } while (sub.takeOverflow())
+      do {
+        for await (const entry of this.backfill(list, windowOf)) {
+          signal?.throwIfAborted()
+          last.set(entry.channel, entry.streamId)
+          if (entry.event) await handler(entry.event, {channel: entry.channel, streamId: entry.streamId})
+        }
+        signal?.throwIfAborted()
+      } while (sub.takeOverflow())
+    } catch (error) {
+      // Never leave a held subscription behind: it would keep every live event in memory.
+      await sub.unsubscribe()
+      throw error
+    }
     sub.release((meta: LiveMeta) => {
-      const seen = last.get(meta.channel)
+      const seen =
+        last.get(meta.channel) ??
+        (resume && Object.hasOwn(resume.after, meta.channel) ? resume.after[meta.channel] : undefined)
       return seen !== undefined && compareIds(meta.streamId, seen) <= 0
     })
     return sub
   }
 
   /**
-   * History of every channel matching the patterns, merged in time order, from server time `from`
-   * (or, for a channel in `after`, after the stream id given there) to now. Streams page by page (a
-   * k-way merge), so a long window never sits in memory at once.
+   * History of every channel matching the patterns (each over its own window, up to now), merged in
+   * stream-id order. Streams page by page (a k-way merge), so a long window never sits in memory.
    */
   private async *backfill(
     patterns: string[],
-    from: number,
-    after: ReadonlyMap<string, string>,
+    windowOf: (channel: string) => ReplayWindow,
   ): AsyncGenerator<HistoryEntry> {
     const matchers = patterns.map(channelMatcher)
     const channels = (await this.history.knownChannels()).filter((c) => matchers.some((m) => m(c)))
     const now = await this.history.serverTime()
     const heads: {iter: AsyncGenerator<HistoryEntry>; entry: HistoryEntry}[] = []
     for (const c of channels) {
-      const iter = this.history.entries(c, {from, until: now}, undefined, after.get(c))
+      const iter = this.history.entries(c, {...windowOf(c), until: now})
       const first = await iter.next()
       if (!first.done) heads.push({iter, entry: first.value})
     }
-    while (heads.length > 0) {
-      let min = 0
-      for (let i = 1; i < heads.length; i++)
-        if (compareIds(heads[i].entry.streamId, heads[min].entry.streamId) < 0) min = i
-      const head = heads[min]
-      yield head.entry
-      const next = await head.iter.next()
-      if (next.done) heads.splice(min, 1)
-      else head.entry = next.value
+    try {
+      while (heads.length > 0) {
+        let min = 0
+        for (let i = 1; i < heads.length; i++)
+          if (compareIds(heads[i].entry.streamId, heads[min].entry.streamId) < 0) min = i
+        const head = heads[min]
+        yield head.entry
+        const next = await head.iter.next()
+        if (next.done) heads.splice(min, 1)
+        else head.entry = next.value
+      }
+    } finally {
+      for (const head of heads) await head.iter.return(undefined)
     }
   }
 

@@ -6,7 +6,7 @@ import {NotFoundError, type SchemaIssue} from './errors.js'
 import {loadEnvelopeSchema, parseEnvelope} from './envelope.js'
 import type {RaptorEvent} from './events.js'
 import type {Keys} from './keys.js'
-import {compareIds, idAt} from './stream-ids.js'
+import {compareIds, idAt, idTime} from './stream-ids.js'
 
 /** A time window over a channel's history. Times are ms since the epoch or Dates, by Redis server time. */
 export interface ReplayWindow {
@@ -20,6 +20,11 @@ export interface ReplayWindow {
   types?: readonly string[]
   /** At most this many events. */
   limit?: number
+  /**
+   * Only entries after this stream entry id (exclusive): resumes a read where an earlier one stopped.
+   * Retention still applies.
+   */
+  after?: string
 }
 
 /** One history entry: an event, or what was wrong with an entry that is not one. */
@@ -78,30 +83,25 @@ export class History {
     const oldest = serverNow - retention
     const wanted = Math.max(toMs(window.from) ?? 0, window.since === undefined ? 0 : serverNow - window.since)
     const until = toMs(window.until)
-    return {
-      start: idAt(Math.max(wanted, oldest)),
-      end: until === undefined ? '+' : `${Math.floor(until)}-${Number.MAX_SAFE_INTEGER}`,
-      reachesPastRetention: wanted < oldest,
+    const end = until === undefined ? '+' : `${Math.floor(until)}-${Number.MAX_SAFE_INTEGER}`
+    const start = idAt(Math.max(wanted, oldest))
+    if (window.after !== undefined) {
+      // Resuming after a known entry: the later of that entry and the window's own start.
+      if (compareIds(window.after, start) >= 0)
+        return {start: window.after, startExclusive: true, end, reachesPastRetention: false}
+      return {start, startExclusive: false, end, reachesPastRetention: idTime(window.after) < oldest}
     }
+    return {start, startExclusive: false, end, reachesPastRetention: wanted < oldest}
   }
 
-  /**
-   * Entries of one channel in publish order (malformed ones included, flagged by `issues`), up to
-   * `stopAt` when given, and only those after the stream id `after` when given.
-   */
-  async *entries(
-    channel: string,
-    window: ReplayWindow = {},
-    stopAt?: string,
-    after?: string,
-  ): AsyncGenerator<HistoryEntry> {
+  /** Entries of one channel in publish order (malformed ones included, flagged by `issues`). */
+  async *entries(channel: string, window: ReplayWindow = {}, stopAt?: string): AsyncGenerator<HistoryEntry> {
     assertChannelName(channel)
     await loadEnvelopeSchema()
-    const {start, end} = await this.bounds(channel, window)
+    const {start, startExclusive, end} = await this.bounds(channel, window)
     const types = window.types && window.types.length > 0 ? new Set(window.types) : undefined
-    const resume = after !== undefined && compareIds(after, start) >= 0
-    let cursor = resume ? after : start
-    let exclusive = resume
+    let cursor = start
+    let exclusive = startExclusive
     let left = window.limit ?? Infinity
     while (left > 0) {
       const page = (await this.redis.xrange(

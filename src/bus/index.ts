@@ -15,6 +15,7 @@ export {
   type ChannelInfo,
   type DlqApi,
   type LiveSubscribeOptions,
+  type StreamCursor,
 } from './bus.js'
 export {
   BUILTIN_CHANNELS,

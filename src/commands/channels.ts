@@ -1,17 +1,8 @@
-import type {ChannelInfo} from '../bus/bus.js'
-import {formatDuration} from '../bus/durations.js'
 import {BaseCommand} from '../cli/base-command.js'
 import {table} from '../cli/output.js'
+import {channelsResult, type ChannelsResult} from '../cli/results.js'
 
-/** One channel as `raptor channels --json` prints it. */
-export interface ChannelRow extends ChannelInfo {
-  /** Retention in short human form (`1h`, `7d`). */
-  retention: string
-}
-
-export interface ChannelsResult {
-  channels: ChannelRow[]
-}
+export type {ChannelRow, ChannelsResult} from '../cli/results.js'
 
 export default class Channels extends BaseCommand<typeof Channels> {
   static override summary = 'List the channel topology with retention, stream length and last event.'
@@ -24,10 +15,7 @@ export default class Channels extends BaseCommand<typeof Channels> {
 
   async run(): Promise<ChannelsResult> {
     const bus = await this.bus()
-    const channels = (await bus.channels()).map((c) => ({
-      ...c,
-      retention: c.retentionMs > 0 ? formatDuration(c.retentionMs) : '-',
-    }))
+    const {channels} = channelsResult(await bus.channels())
     this.log(
       table(
         ['CHANNEL', 'RETENTION', 'LENGTH', 'LAST EVENT'],

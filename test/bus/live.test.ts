@@ -149,6 +149,61 @@ describe('live subscribe', () => {
     }
   })
 
+  it("resumes from a cursor: after each channel's last seen id, and from a time for the others", async () => {
+    const sub = await bus()
+    const pub = await peer(sub)
+    // Seen before the cursor: a1 on sys.alert.warning; sys.state.update never seen.
+    await pub.publish({channel: 'sys.alert.warning', type: 'a0'})
+    await pub.publish({channel: 'sys.alert.warning', type: 'a1'})
+    const [seen] = (await pub.redis.xrevrange(
+      pub.keys.stream('sys.alert.warning'),
+      '+',
+      '-',
+      'COUNT',
+      1,
+    )) as [string, string[]][]
+    const from = await pub.history.serverTime()
+    await pub.publish({channel: 'sys.alert.warning', type: 'a2'})
+    await pub.publish({channel: 'sys.state.update', type: 's1'})
+    const got: string[] = []
+    let publishing = true
+    let n = 0
+    const subscribing = sub.subscribe('sys.**', (e) => void got.push(e.type), {
+      resume: {after: {'sys.alert.warning': seen[0]}, from},
+    })
+    // Publishes run through the subscribe: each must come exactly once, history or live.
+    const publisher = (async () => {
+      while (publishing && n < 300) await pub.publish({channel: 'sys.state.update', type: `live${n++}`})
+    })()
+    await subscribing
+    await waitFor(() => n >= 20, 5000, 'publishes after the subscribe')
+    publishing = false
+    await publisher
+    await waitFor(() => got.length >= n + 2, 5000, 'every event')
+    expect(got).toEqual(['a2', 's1', ...Array.from({length: n}, (_, i) => `live${i}`)])
+  })
+
+  it('a backfill aborted by its signal ends the subscription and holds nothing', async () => {
+    const sub = await bus()
+    const pub = await peer(sub)
+    await pub.publishMany(Array.from({length: 5}, (_, i) => ({channel: 'sys.state.update', type: `h${i}`})))
+    const controller = new AbortController()
+    const got: string[] = []
+    const subscribing = sub.subscribe(
+      'sys.state.update',
+      (e) => {
+        got.push(e.type)
+        if (got.length === 2) controller.abort(new Error('client went away'))
+      },
+      {since: 60_000, signal: controller.signal},
+    )
+    await expect(subscribing).rejects.toThrow('client went away')
+    expect(got).toEqual(['h0', 'h1'])
+    await pub.publish({channel: 'sys.state.update', type: 'after'})
+    // Nobody is subscribed any more: Redis counted no live receiver.
+    expect(await liveDelivered(pub, 'sys.state.update')).toBe(0)
+  })
+
   it('offers the seed conveniences: guild, alerts, state updates, unsubscribeAll', async () => {
     const sub = await bus()
     const pub = await peer(sub)

@@ -1,11 +1,10 @@
-import type {DlqEntry} from '../../bus/dlq.js'
 import {BaseCommand} from '../../cli/base-command.js'
 import {dlqFilter, dlqFilterFlags} from '../../cli/dlq-flags.js'
+import type {DlqEntry} from '../../bus/dlq.js'
 import {cut, palette, printable, table, width} from '../../cli/output.js'
+import type {DlqListResult} from '../../cli/results.js'
 
-export interface DlqListResult {
-  entries: DlqEntry[]
-}
+export type {DlqListResult} from '../../cli/results.js'
 
 /** Entries shown when --limit is not given. */
 const DEFAULT_LIMIT = 100

@@ -1,16 +1,12 @@
 import {Flags} from '@oclif/core'
 
-import type {RequeueResult, SkippedEntry} from '../../bus/dlq.js'
 import {BaseCommand} from '../../cli/base-command.js'
 import {dlqFilter, dlqFilterFlags} from '../../cli/dlq-flags.js'
 import {ExitCode} from '../../cli/exit-codes.js'
 import {progressBar} from '../../cli/progress.js'
+import {requeueResult, type DlqRequeueResult} from '../../cli/results.js'
 
-export interface DlqRequeueResult extends Omit<RequeueResult, 'skipped'> {
-  /** Entries left in the DLQ. */
-  skipped: number
-  skippedEntries: SkippedEntry[]
-}
+export type {DlqRequeueResult} from '../../cli/results.js'
 
 export default class DlqRequeue extends BaseCommand<typeof DlqRequeue> {
   static override summary = 'Redeliver dead-lettered events.'
@@ -62,13 +58,7 @@ Atomic in batches: an interrupted requeue neither loses nor duplicates an entry;
       onProgress: (n) => bar.update(n),
     })
     bar.stop()
-    const output: DlqRequeueResult = {
-      requeued: result.requeued,
-      dryRun: result.dryRun,
-      skipped: result.skipped.length,
-      skippedEntries: result.skipped,
-      targets: result.targets,
-    }
+    const output: DlqRequeueResult = requeueResult(result)
     const verb = result.dryRun ? 'would requeue' : 'requeued'
     this.log(`${verb} ${result.requeued} entr${result.requeued === 1 ? 'y' : 'ies'}`)
     for (const t of result.targets) {

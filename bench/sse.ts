@@ -1,0 +1,163 @@
+/**
+ * SSE fan-out: `raptor serve` (the built CLI, its own process) streaming a 1k events/s publish to 1,
+ * 100 and 1,000 connected Server-Sent Events clients (another process), beside `raptor tail --json`
+ * on the same stream. Delivery latency is from the send timestamp in each payload to the client's
+ * read; the server's RSS is sampled from /proc every 100 ms.
+ */
+import {fork, spawn, type ChildProcess} from 'node:child_process'
+import {randomBytes} from 'node:crypto'
+import {readFileSync} from 'node:fs'
+import {fileURLToPath} from 'node:url'
+
+import {RaptorBus} from '../src/bus/index.js'
+import {nowMicros} from '../src/cli/histogram.js'
+import {freePort} from '../test/helpers/redis-server.js'
+import type {ClientsReport, ClientsStart} from './sse-clients.js'
+import {payloadMaker, progress, sleep, type Settings} from './lib.js'
+
+/** Payload of the fan-out rows: small, so that the rows measure fan-out rather than bandwidth. */
+export const SSE_PAYLOAD_BYTES = 100
+const RATE = 1000
+const CHANNEL = 'sys.state.update'
+const BIN = fileURLToPath(new URL('../../bin/run.js', import.meta.url))
+
+export interface SseRun {
+  sent: number
+  received: number
+  expected: number
+  dropped: number
+  p50: number
+  p99: number
+  max: number
+  /** Peak RSS of the serving process (raptor serve, or raptor tail), MB. */
+  rssMb: number
+}
+
+export interface SseResult {
+  key: string
+  label: string
+  clients: number
+  runs: SseRun[]
+}
+
+function rssMb(pid: number | undefined): number {
+  try {
+    const match = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return match ? Number(match[1]) / 1024 : 0
+  } catch {
+    return 0
+  }
+}
+
+async function waitForLine(child: ChildProcess, text: string): Promise<void> {
+  let seen = ''
+  await new Promise<void>((resolve, reject) => {
+    child.stderr!.on('data', (d) => {
+      seen += d
+      if (seen.includes(text)) resolve()
+    })
+    child.once('exit', (code) => reject(new Error(`exited ${code} before "${text}": ${seen}`)))
+  })
+}
+
+async function publishAtRate(bus: RaptorBus, ms: number): Promise<number> {
+  const payload = payloadMaker(SSE_PAYLOAD_BYTES, nowMicros)
+  const started = performance.now()
+  const inflight = new Set<Promise<unknown>>()
+  let sent = 0
+  while (performance.now() - started < ms) {
+    const due = Math.floor(((performance.now() - started) * RATE) / 1000)
+    while (sent < due) {
+      const p = bus.publish({channel: CHANNEL, type: 'bench', payload: payload()})
+      inflight.add(p)
+      void p.finally(() => inflight.delete(p))
+      sent++
+    }
+    await sleep(1)
+  }
+  await Promise.all(inflight)
+  return sent
+}
+
+async function oneRun(url: string, clients: number, s: Settings): Promise<SseRun> {
+  const prefix = `bench-sse-${randomBytes(4).toString('hex')}`
+  const target = ['--redis-url', url, '--prefix', prefix]
+  let server: ChildProcess | undefined
+  let watched: number | undefined
+  let start: ClientsStart
+  if (clients > 0) {
+    const port = await freePort()
+    server = spawn(process.execPath, [BIN, 'serve', '--port', String(port), ...target], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: {...process.env, NO_COLOR: '1'},
+    })
+    await waitForLine(server, 'serve: listening on')
+    watched = server.pid
+    start = {mode: 'sse', n: clients, url: `http://127.0.0.1:${port}/v1/stream?pattern=${CHANNEL}`}
+  } else start = {mode: 'tail', bin: BIN, args: [CHANNEL, ...target]}
+  const receiver = fork(fileURLToPath(new URL('./sse-clients.js', import.meta.url)), {stdio: 'inherit'})
+  const next = () => new Promise<unknown>((resolve) => receiver.once('message', resolve))
+  const bus = await RaptorBus.connect({redisUrl: url, prefix})
+  let peak = 0
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, rssMb(watched ?? tailPid()))
+  }, 100)
+  const tailPid = () => {
+    // The tail runs as a child of the receiver: find it by its command line.
+    try {
+      const children = readFileSync(`/proc/${receiver.pid}/task/${receiver.pid}/children`, 'utf8').trim()
+      return Number(children.split(' ')[0]) || undefined
+    } catch {
+      return undefined
+    }
+  }
+  try {
+    receiver.send(start)
+    await next()
+    const sent = await publishAtRate(bus, s.liveMs)
+    receiver.send({stop: sent})
+    const report = (await next()) as ClientsReport
+    const n = Math.max(clients, 1)
+    return {
+      sent,
+      received: report.received,
+      expected: sent * n,
+      dropped: report.dropped,
+      p50: report.latency.p50,
+      p99: report.latency.p99,
+      max: report.latency.max,
+      rssMb: peak,
+    }
+  } finally {
+    clearInterval(sampler)
+    await bus.close()
+    if (receiver.exitCode === null)
+      await Promise.race([new Promise((r) => receiver.once('exit', r)), sleep(2000)])
+    if (receiver.exitCode === null) receiver.kill()
+    if (server && server.exitCode === null) {
+      server.kill('SIGTERM')
+      await Promise.race([new Promise((r) => server!.once('exit', r)), sleep(5000)])
+      if (server.exitCode === null) server.kill('SIGKILL')
+    }
+  }
+}
+
+export async function runSse(url: string, s: Settings): Promise<SseResult[]> {
+  const cases: SseResult[] = [
+    {key: 'tail', label: '`raptor tail --json` (one process)', clients: 0, runs: []},
+    {key: 'sse1', label: '`raptor serve` → 1 SSE client', clients: 1, runs: []},
+    {key: 'sse100', label: '`raptor serve` → 100 SSE clients', clients: 100, runs: []},
+    {key: 'sse1000', label: '`raptor serve` → 1,000 SSE clients', clients: 1000, runs: []},
+  ]
+  for (let run = 0; run < s.runs; run++) {
+    for (const c of cases) {
+      const r = await oneRun(url, c.clients, s)
+      c.runs.push(r)
+      progress(
+        `run ${run + 1}/${s.runs} ${c.label}: p50 ${r.p50} ms p99 ${r.p99} ms, RSS ${r.rssMb.toFixed(1)} MB, ` +
+          `received ${r.received} of ${r.expected}, dropped clients ${r.dropped}`,
+      )
+    }
+  }
+  return cases
+}

@@ -1,0 +1,124 @@
+/**
+ * One live stream of the gateway (an SSE response, or one subscription of a WebSocket): what it asks
+ * for, its filters, and its resume cursor. Delivery and the history stitching are the library's
+ * (`bus.subscribe` with `since` or `resume`); this module only selects events and keeps the cursor.
+ */
+import type {RaptorBus} from '../bus/bus.js'
+import {assertChannelPattern} from '../bus/channels.js'
+import {InvalidInputError} from '../bus/errors.js'
+import {PRIORITIES, type RaptorEvent} from '../bus/events.js'
+import type {LiveMeta, Subscription} from '../bus/live.js'
+import {CursorTracker, parseCursor} from './cursor.js'
+import {compileFilter} from './filter.js'
+
+/** What a client asks of a live stream. */
+export interface StreamSpec {
+  /** Channel names or globs; empty means every channel. */
+  patterns: readonly string[]
+  /** Only these event types / sources / priorities. */
+  types?: readonly string[]
+  sources?: readonly string[]
+  priorities?: readonly string[]
+  /** A filter expression (see `filter.ts`), e.g. `data.user_id == "u1"`. */
+  where?: string
+  /** Backfill the last `since` ms first. */
+  since?: number
+  /** Resume after this cursor (a `Last-Event-ID`); wins over `since`. */
+  resume?: string
+}
+
+/** Where a stream's events go. */
+export interface StreamSink {
+  /**
+   * Sends one event (its JSON text) with the cursor after it. A returned promise holds the history
+   * backfill until the client has read enough (live events never wait: a slow client is dropped).
+   */
+  send(event: RaptorEvent, json: string, cursor: string): void | Promise<void>
+}
+
+/** A stream checked and ready to open: every error a client can cause is raised here, before any write. */
+export interface PreparedStream {
+  patterns: string[]
+  accept: (event: RaptorEvent) => boolean
+  resume?: CursorTracker
+  since?: number
+}
+
+const jsonCache = new WeakMap<RaptorEvent, string>()
+
+/** The JSON text of an event, made once however many streams send it. */
+export function eventJson(event: RaptorEvent): string {
+  let json = jsonCache.get(event)
+  if (json === undefined) {
+    json = JSON.stringify(event)
+    jsonCache.set(event, json)
+  }
+  return json
+}
+
+function oneOf(values: readonly string[] | undefined): Set<string> | undefined {
+  return values && values.length > 0 ? new Set(values) : undefined
+}
+
+/**
+ * Checks a stream spec and compiles its filters.
+ * @throws InvalidInputError for a bad pattern, priority, filter or cursor
+ */
+export function prepareStream(spec: StreamSpec): PreparedStream {
+  const patterns = spec.patterns.length > 0 ? [...spec.patterns] : ['**']
+  patterns.forEach(assertChannelPattern)
+  for (const p of spec.priorities ?? [])
+    if (!(PRIORITIES as readonly string[]).includes(p))
+      throw new InvalidInputError(`invalid priority '${p}': use one of ${PRIORITIES.join(', ')}`)
+  const types = oneOf(spec.types)
+  const sources = oneOf(spec.sources)
+  const priorities = oneOf(spec.priorities)
+  const where = spec.where === undefined || spec.where === '' ? undefined : compileFilter(spec.where)
+  const accept = (event: RaptorEvent) =>
+    (!types || types.has(event.type)) &&
+    (!sources || sources.has(event.source)) &&
+    (!priorities || priorities.has(event.priority)) &&
+    (!where || where(event as unknown as Record<string, unknown>))
+  return {
+    patterns,
+    accept,
+    resume: spec.resume === undefined || spec.resume === '' ? undefined : parseCursor(spec.resume),
+    since: spec.since,
+  }
+}
+
+/** An open stream: its subscription and where it stands. */
+export interface OpenStream {
+  subscription: Subscription
+  cursor: CursorTracker
+}
+
+/**
+ * Opens a prepared stream: history first when resuming (or with `since`), then live, seamlessly.
+ * Resolves once live; `signal` ends it early (a client that went away during the backfill).
+ */
+export async function openStream(
+  bus: RaptorBus,
+  stream: PreparedStream,
+  sink: StreamSink,
+  options: {signal?: AbortSignal; maxInFlight?: number; onStart?: (cursor: CursorTracker) => void} = {},
+): Promise<OpenStream> {
+  // A fresh stream starts at the server time before subscribing, exactly: what is published while
+  // the subscription is being set up comes from history (a resume from that time), so that neither a
+  // client that stays nor one that reconnects at once with the first cursor misses anything.
+  const cursor = stream.resume ?? new CursorTracker(await bus.history.serverTime())
+  const resume = stream.resume ?? (stream.since === undefined ? cursor : undefined)
+  options.onStart?.(cursor)
+  const handler = (event: RaptorEvent, meta: LiveMeta) => {
+    // Events the filters reject move the cursor too: a resume need not look at them again.
+    cursor.advance(meta.channel, meta.streamId)
+    if (stream.accept(event)) return sink.send(event, eventJson(event), cursor.toString())
+  }
+  const subscription = await bus.subscribe(stream.patterns, handler, {
+    resume: resume?.toStreamCursor(),
+    since: resume ? undefined : stream.since,
+    signal: options.signal,
+    maxInFlight: options.maxInFlight,
+  })
+  return {subscription, cursor}
+}
