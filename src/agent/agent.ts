@@ -1,8 +1,11 @@
+import {randomBytes} from 'node:crypto'
 import {hostname} from 'node:os'
 
 import type {RaptorBus} from '../bus/bus.js'
 import {HEARTBEAT_CHANNEL} from '../bus/channels.js'
 import type {ConsumeOutcome, Consumer} from '../bus/consumer.js'
+import {InvalidInputError} from '../bus/errors.js'
+import {checkHandlerChannels} from '../bus/handler.js'
 import {setLongInterval, type LongTimer} from '../bus/timers.js'
 import type {AgentLog} from './log.js'
 import type {LoadedHandler} from './plugins.js'
@@ -12,6 +15,13 @@ declare module '../bus/scripts.js' {
   interface ScriptCommands {
     /** lua/heartbeat.lua: returns the server time in ms. */
     raptorHeartbeat(agents: string, id: string, json: string, pruneMs: number): Promise<number>
+    /** lua/lease.lua: null when taken (or dropped), else [holder value, ms left]. */
+    raptorLease(
+      key: string,
+      mode: 'take' | 'drop',
+      value: string,
+      ttlMs: number,
+    ): Promise<[string, number] | null>
   }
 }
 
@@ -21,6 +31,34 @@ declare module '../bus/scripts.js' {
  * local.
  */
 export const DEFAULT_METRICS_HOST = '0.0.0.0'
+
+/** How long an agent id stays taken after its agent stops renewing it (dies). */
+export const ID_LEASE_MS = 15_000
+
+/** The longest agent id. */
+const MAX_ID_LENGTH = 256
+
+/**
+ * Checks an agent id: 1 to 256 characters, none of them whitespace or a control or format character.
+ * The id names the agent in heartbeats, logs and consumer names, so a line break or an escape
+ * sequence in it could forge log lines.
+ * @throws InvalidInputError naming the flag
+ */
+export function checkAgentId(id: string, flag = '--id'): void {
+  const chars = [...id]
+  if (chars.length >= 1 && chars.length <= MAX_ID_LENGTH && /^[^\s\p{Cc}\p{Cf}]+$/u.test(id)) return
+  const shown = JSON.stringify(chars.length > 40 ? chars.slice(0, 40).join('') + '…' : id)
+  const why =
+    chars.length === 0
+      ? 'it is empty'
+      : chars.length > MAX_ID_LENGTH
+        ? `it is ${chars.length} characters long`
+        : 'it contains whitespace or control characters'
+  throw new InvalidInputError(
+    `invalid ${flag} ${shown}: ${why}; use 1 to ${MAX_ID_LENGTH} printable characters without spaces (e.g. worker-1)`,
+    {flag},
+  )
+}
 
 /** Agents silent for a day are forgotten by the next heartbeat of any agent. */
 const PRUNE_AFTER_MS = 24 * 3600 * 1000
@@ -40,6 +78,8 @@ export interface AgentOptions {
   /** Events held by a dead consumer are reclaimed after this idle time. @defaultValue 20000 */
   reclaimAfterMs?: number
   log: AgentLog
+  /** Called when the agent must stop: another agent took its id (e.g. after a long Redis outage). */
+  onFatal?: (message: string) => void
 }
 
 /** Counts per handler, reported in heartbeats. */
@@ -57,8 +97,11 @@ export class Agent {
   private readonly counts = new Map<string, HandlerCounts>()
   private readonly started = Date.now()
   private heartbeatTimer?: LongTimer
+  private leaseTimer?: NodeJS.Timeout
   private metrics?: MetricsServer
   private stopping = false
+  /** This process's claim on the id (unique: a restarted agent is another holder). */
+  private readonly lease: string
 
   constructor(
     private readonly bus: RaptorBus,
@@ -66,6 +109,13 @@ export class Agent {
     private readonly options: AgentOptions,
   ) {
     this.id = options.id ?? `${hostname()}-${process.pid}`
+    checkAgentId(this.id)
+    this.lease = JSON.stringify({
+      pid: process.pid,
+      host: hostname(),
+      since: new Date(this.started).toISOString(),
+      token: randomBytes(6).toString('hex'),
+    })
     for (const h of handlers) this.counts.set(h.name, {processed: 0, failed: 0, retried: 0, deadLettered: 0})
   }
 
@@ -74,8 +124,69 @@ export class Agent {
     return this.consumers.reduce((n, c) => n + c.inFlightCount, 0)
   }
 
-  /** Starts every consumer, the heartbeat and the metrics server. */
+  /**
+   * Starts every consumer, the heartbeat and the metrics server. Nothing is written to Redis before
+   * the handlers' channels are checked and the id is taken.
+   * @throws PluginError for a handler channel outside the topology; InvalidInputError when another
+   *   live agent holds the id
+   */
   async start(): Promise<void> {
+    for (const h of this.handlers) checkHandlerChannels(h, this.bus.topology, `plugin ${h.plugin}`)
+    await this.takeId()
+    try {
+      await this.startWork()
+    } catch (error) {
+      clearInterval(this.leaseTimer)
+      await this.dropId().catch(() => {})
+      throw error
+    }
+  }
+
+  /** Takes the id lease, or refuses naming the live agent that holds it; then keeps renewing it. */
+  private async takeId(): Promise<void> {
+    const holder = await this.bus.redis.raptorLease(this.leaseKey(), 'take', this.lease, ID_LEASE_MS)
+    if (holder) throw new InvalidInputError(this.inUse(holder), {agent: this.id})
+    this.leaseTimer = setInterval(() => void this.renewId(), Math.floor(ID_LEASE_MS / 3))
+    this.leaseTimer.unref()
+  }
+
+  private async renewId(): Promise<void> {
+    try {
+      const holder = await this.bus.redis.raptorLease(this.leaseKey(), 'take', this.lease, ID_LEASE_MS)
+      if (!holder || this.stopping) return
+      clearInterval(this.leaseTimer)
+      const message = `${this.inUse(holder)} — it took the id while this agent could not renew it; stopping`
+      this.options.log.write('error', message, {agent: this.id})
+      this.options.onFatal?.(message)
+    } catch (error) {
+      this.options.log.write('warn', `cannot renew the lease on agent id: ${(error as Error).message}`)
+    }
+  }
+
+  private dropId(): Promise<unknown> {
+    return this.bus.redis.raptorLease(this.leaseKey(), 'drop', this.lease, 0)
+  }
+
+  private leaseKey(): string {
+    return this.bus.keys.agentLease(this.id)
+  }
+
+  private inUse([value, msLeft]: [string, number]): string {
+    let who = 'another agent'
+    try {
+      const h = JSON.parse(value) as {pid?: number; host?: string; since?: string}
+      who = `a live agent: pid ${h.pid} on host ${h.host}, up since ${h.since}`
+    } catch {
+      // a foreign value: name no details
+    }
+    const lapse = Math.ceil(Math.max(0, Number(msLeft)) / 1000)
+    return (
+      `agent id '${this.id}' is in use by ${who}. Give this agent another --id; ` +
+      `if that agent is dead, its claim lapses within ${lapse} s: start this one again then`
+    )
+  }
+
+  private async startWork(): Promise<void> {
     const {log} = this.options
     if (this.options.metricsPort !== undefined) {
       this.metrics = await startMetricsServer(
@@ -96,6 +207,13 @@ export class Agent {
         reclaimAfterMs: this.options.reclaimAfterMs,
         logger: log.forHandler(handler.name),
         onOutcome: (o) => this.record(o),
+        onTakeover: (t) =>
+          log.write('info', 'took over an event its consumer left unfinished', {
+            handler: t.handler,
+            event: t.eventId,
+            from: t.from,
+            attempts: t.attempts,
+          }),
         onError: (e) => log.write('warn', `consumer ${handler.name}: ${e.message}`, {handler: handler.name}),
       })
       this.consumers.push(consumer)
@@ -147,7 +265,14 @@ export class Agent {
       if (o.reason === 'max_retries_exceeded' || o.reason === 'processing_timeout') counts.failed++
     }
     this.metrics?.record(o)
-    const fields = {handler: o.handler, event: o.eventId, type: o.type, attempt: o.attempt, ms: o.durationMs}
+    const fields = {
+      handler: o.handler,
+      event: o.eventId,
+      type: o.type,
+      attempt: o.attempt,
+      ms: o.durationMs,
+      note: o.outcome === 'lost' ? undefined : o.note,
+    }
     const {log} = this.options
     if (o.outcome === 'acked') log.write('info', 'handled', fields)
     else if (o.outcome === 'retrying')
@@ -155,7 +280,7 @@ export class Agent {
     else if (o.outcome === 'dead-lettered')
       log.write('error', `dead-lettered (${o.reason})`, {...fields, error: o.error})
     else if (o.outcome === 'lost')
-      log.write('warn', 'event taken over by another consumer; not acknowledged here', fields)
+      log.write('warn', o.note ?? 'not acknowledged here', {...fields, error: o.error})
   }
 
   /** Totals over all handlers. */
@@ -208,6 +333,8 @@ export class Agent {
     })
     await Promise.all(this.consumers.map((c) => c.stop(graceMs)))
     await this.bus.redis.hdel(this.bus.keys.agents(), this.id).catch(() => {})
+    clearInterval(this.leaseTimer)
+    await this.dropId().catch(() => {})
     await this.metrics?.close()
     this.options.log.write('info', `agent ${this.id} stopped`, {agent: this.id, ...this.totals()})
   }

@@ -440,15 +440,16 @@ export class RaptorBus {
    * Consumes durably: joins (creating it if needed) the consumer group named after the handler on
    * every channel its `channels` match, and runs it on each event, at least once. Resolves once
    * consuming; `consumer.stop(graceMs)` drains it.
-   * @throws PluginError when the definition is invalid
+   * @throws PluginError when the definition is invalid, or names a channel outside the topology
    */
   async consume(definition: HandlerDefinition, options: ConsumeOptions = {}): Promise<Consumer> {
     this.ensureOpen()
-    const [{Consumer}, {resolveHandler}] = await Promise.all([
+    const [{Consumer}, {resolveHandler, checkHandlerChannels}] = await Promise.all([
       import('./consumer.js'),
       import('./handler.js'),
     ])
     const handler = resolveHandler(definition, 'bus.consume')
+    checkHandlerChannels(handler, this.topology, 'bus.consume')
     const consumer = new Consumer(
       {
         redis: this.redis,

@@ -1,86 +1,35 @@
-import {hostname} from 'node:os'
 import {randomBytes} from 'node:crypto'
+import {hostname} from 'node:os'
+import {setTimeout as delay} from 'node:timers/promises'
 
 import type {Redis} from 'ioredis'
 
-import {DLQ_RETENTION_MS, channelMatcher, type DlqReason} from './channels.js'
+import {HEARTBEAT_CHANNEL, channelMatcher, isPattern} from './channels.js'
 import {openConnection, type ConnectionOptions} from './connection.js'
-import {
-  checkPayload,
-  formatIssues,
-  type PayloadSchema,
-  type PublishInput,
-  type RaptorEvent,
-} from './events.js'
-import {
-  Abortable,
-  backoffDelay,
-  invokeHandler,
-  type AttemptResult,
-  type HandlerLogger,
-  type ResolvedHandler,
-} from './handler.js'
-import {toEntry, type History} from './history.js'
+import {AckBatcher} from './consumer-acks.js'
+import {processGate} from './consumer-gate.js'
+import {Handling, type BusAccess, type ConsumeOutcome, type Flight} from './consumer-handling.js'
+import {LeaseKeeper, type HeldEntry} from './consumer-lease.js'
+import {ConsumeScripts, type Claimed, type Source} from './consumer-scripts.js'
+import {Abortable, type HandlerLogger, type ResolvedHandler} from './handler.js'
+import type {History} from './history.js'
 import type {Keys} from './keys.js'
-import {scriptPipeline, type ScriptedRedis} from './scripts.js'
-import {compareIds} from './stream-ids.js'
+import type {ScriptedRedis} from './scripts.js'
 
-declare module './scripts.js' {
-  interface ScriptCommands {
-    /** lua/ack.lua: returns the ids that were not acknowledged (owned by another consumer). */
-    raptorAck(
-      stream: string,
-      stats: string,
-      hstats: string,
-      group: string,
-      consumer: string,
-      ...rest: string[]
-    ): Promise<string[]>
-    /** lua/retry.lua: returns the next attempt number, or -1 when the entry was lost. */
-    raptorRetry(
-      stream: string,
-      stats: string,
-      hstats: string,
-      group: string,
-      consumer: string,
-      id: string,
-    ): Promise<number>
-    /** lua/dead-letter.lua: returns the DLQ entry id, or null when the entry was lost. */
-    raptorDeadLetter(
-      stream: string,
-      dlq: string,
-      stats: string,
-      hstats: string,
-      ...args: (string | number)[]
-    ): Promise<string | null>
-    /** lua/touch.lua: returns the ids this consumer no longer owns. */
-    raptorTouch(stream: string, group: string, consumer: string, ...ids: string[]): Promise<string[]>
-  }
-}
-
-/** How an attempt (or an event) ended, reported to `onOutcome`. */
-export interface ConsumeOutcome {
-  handler: string
-  channel: string
-  eventId?: string
-  type?: string
-  attempt: number
-  outcome: 'acked' | 'retrying' | 'dead-lettered' | 'lost' | 'skipped'
-  reason?: DlqReason
-  error?: string
-  durationMs: number
-  /** Next retry in ms (outcome `retrying`). */
-  retryInMs?: number
-}
+export type {ConsumeOutcome} from './consumer-handling.js'
 
 /** Options of `bus.consume` beside the handler definition. */
 export interface ConsumeOptions {
-  /** This consumer's name within the group. @defaultValue `<hostname>-<pid>-<random>` */
+  /**
+   * Prefix of this consumer's name within the group; a random suffix makes every consumer process's
+   * name its own, so that two processes can never act as one.
+   * @defaultValue `<hostname>-<pid>`
+   */
   consumerId?: string
   /**
    * Events pending on a consumer that has not touched them for this long (it died or hangs without
-   * keep-alives) are reclaimed by a live consumer of the same handler. Live consumers refresh
-   * their in-flight events every quarter of this, so a slow handler is never stolen.
+   * keep-alives) are taken over by a live consumer of the same handler, ahead of new events. Live
+   * consumers refresh their events every quarter of this, so a slow handler is never stolen.
    * @defaultValue 20000 (redelivery within 30 s of a crash)
    */
   reclaimAfterMs?: number
@@ -90,122 +39,73 @@ export interface ConsumeOptions {
   refreshMs?: number
   /** Called after every attempt. */
   onOutcome?: (outcome: ConsumeOutcome) => void
+  /** Called when this consumer takes an event over from a consumer that went silent holding it. */
+  onTakeover?: (takeover: Takeover) => void
   /** Called with errors of the consume loop itself (Redis down, …); the loop keeps going. */
   onError?: (error: Error) => void
   /** Logger for `ctx.log`. @defaultValue silent */
   logger?: HandlerLogger
 }
 
+/** An event taken over from a consumer that died or stalled while holding it. */
+export interface Takeover {
+  handler: string
+  channel: string
+  /** The stream entry id. */
+  entryId: string
+  eventId?: string
+  /** The consumer that held it. */
+  from: string
+  /** Attempts that started before (and never finished). */
+  attempts: number
+}
+
 /** What a consumer needs from its bus. */
-export interface ConsumerContext {
+export interface ConsumerContext extends BusAccess {
   redis: ScriptedRedis
   keys: Keys
   history: History
   connection: ConnectionOptions
-  schemas: Record<string, PayloadSchema>
-  publish(input: PublishInput): Promise<string>
-  reply(
-    request: RaptorEvent,
-    payload: Record<string, unknown>,
-    options: {type?: string; source: string},
-  ): Promise<void>
-}
-
-interface Source {
-  channel: string
-  stream: string
-  requeue: boolean
-}
-
-interface InFlight {
-  source: Source
-  id: string
-  abortable: Abortable
-  /** Set when another consumer took the entry over (seen by the keep-alive). */
-  lost: boolean
-}
-
-/** What a dead letter records beside the entry itself. */
-interface DeadLetter {
-  /** The stored envelope JSON (or the raw entry as JSON when it was not an envelope). */
-  json: string | undefined
-  reason: DlqReason
-  error: string
-  attempts: number
-  requeues: string
-  /** Whether the handler ran (the attempt counts as delivered and failed). */
-  ran: boolean
-}
-
-interface PendingAck {
-  source: Source
-  counted: boolean
-  ids: string[]
-  waiters: (((acked: boolean) => void) | undefined)[]
 }
 
 const SILENT: HandlerLogger = {info() {}, warn() {}, error() {}}
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve()
-    const timer = setTimeout(resolve, ms)
-    signal?.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(timer)
-        resolve()
-      },
-      {once: true},
-    )
-  })
-}
-
-/** The value of one field of a stream entry's flat field list. */
-function field(fields: string[] | null, name: string): string | undefined {
-  if (!fields) return undefined
-  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1]
-  return undefined
-}
-
-/** Ids in ascending order (they almost always are already: entries finish in the order they were read). */
-function ascending(ids: string[]): string[] {
-  for (let i = 1; i < ids.length; i++)
-    if (compareIds(ids[i - 1], ids[i]) > 0) return [...ids].sort(compareIds)
-  return ids
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error)
-}
+const errorMessage = (error: unknown) => (error instanceof Error ? error.message : String(error))
 
 /**
- * A durable consumer: one handler definition, one consumer in that handler's consumer group on
- * every matching channel stream and on the handler's requeue streams. At-least-once: an event is
+ * A durable consumer: one handler definition, one consumer in that handler's consumer group on every
+ * matching channel stream and on the handler's requeue streams. At-least-once: an event is
  * acknowledged only after its handler succeeds; every state change is a fenced Lua script.
+ *
+ * This class is the reader: it reads new entries while slots are free and dispatches them. Beside it,
+ * the {@link LeaseKeeper} keeps held entries alive and takes over those of silent consumers (they run
+ * before any new read, one at a time and alone in the process, see `consumer-gate.ts`), the
+ * {@link AckBatcher} acknowledges, and {@link Handling} decides each entry's outcome.
  */
 export class Consumer {
   /** This consumer's name within the group. */
   readonly id: string
   private readonly group: string
-  private readonly reclaimAfterMs: number
-  private readonly keepAliveMs: number
   private sources: Source[] = []
-  private readonly inFlight = new Map<string, InFlight>()
-  private readonly acks = new Map<string, PendingAck>()
-  private ackScheduled = false
-  /** The ack round trip under way, if any (awaited by stop()). */
-  private flushing?: Promise<void>
+  /** Every entry held: read or taken over, until its outcome. */
+  private readonly flights = new Map<string, Flight>()
+  /** Entries read fresh (they take the handler's `concurrency` slots). */
+  private reading = 0
+  private readonly scripts: ConsumeScripts
+  private readonly acks: AckBatcher
+  private readonly leases: LeaseKeeper
+  private readonly handling: Handling
+  private readonly gate = processGate()
   private block?: Redis
   private blockClientId?: number
   private stopping = false
+  private readonly stopTaking = new AbortController()
   private readonly hardStop = new AbortController()
   private loopDone?: Promise<void>
-  private readonly timers: NodeJS.Timeout[] = []
+  private refreshTimer?: NodeJS.Timeout
+  private offGateClose?: () => void
   private slotFreed?: () => void
   private startId = '$'
-  private readonly claimCursors = new Map<string, string>()
-  private readonly logger: HandlerLogger
 
   constructor(
     private readonly ctx: ConsumerContext,
@@ -213,15 +113,30 @@ export class Consumer {
     private readonly options: ConsumeOptions = {},
   ) {
     this.group = handler.name
-    this.id = options.consumerId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`
-    this.reclaimAfterMs = options.reclaimAfterMs ?? 20_000
-    this.keepAliveMs = Math.max(50, Math.floor(this.reclaimAfterMs / 4))
-    this.logger = options.logger ?? SILENT
+    this.id = `${options.consumerId ?? `${hostname()}-${process.pid}`}:${randomBytes(4).toString('hex')}`
+    this.scripts = new ConsumeScripts(ctx.redis, ctx.keys, this.group, this.id)
+    this.acks = new AckBatcher(this.scripts, (e) => this.reportError(e))
+    this.leases = new LeaseKeeper(this.scripts, this.leaseHolder(), options.reclaimAfterMs ?? 20_000)
+    this.handling = new Handling({
+      handler,
+      consumerId: this.id,
+      scripts: this.scripts,
+      acks: this.acks,
+      gate: this.gate,
+      schemas: ctx.schemas,
+      logger: options.logger ?? SILENT,
+      publish: (input) => ctx.publish(input),
+      reply: (request, payload, o) => ctx.reply(request, payload, o),
+      report: (o) => this.options.onOutcome?.({handler: this.group, ...o}),
+      reportsOutcomes: options.onOutcome !== undefined,
+      stopping: this.stopTaking.signal,
+      hardStop: this.hardStop.signal,
+    })
   }
 
-  /** Events being handled right now. */
+  /** Events held right now (running, waiting to run, or between retries). */
   get inFlightCount(): number {
-    return this.inFlight.size
+    return this.flights.size
   }
 
   /** Joins the groups (creating them) and starts consuming. */
@@ -234,19 +149,16 @@ export class Consumer {
       maxRetriesPerRequest: null,
     })
     this.blockClientId = Number(await this.block.client('ID'))
-    this.timers.push(
-      setInterval(() => void this.keepAlive().catch((e) => this.reportError(e)), this.keepAliveMs),
-      setInterval(
-        () => void this.reclaim().catch((e) => this.reportError(e)),
-        Math.min(this.keepAliveMs, 5000),
-      ),
-      setInterval(
-        () => void this.refreshSources(this.startId).catch((e) => this.reportError(e)),
-        this.options.refreshMs ?? 5000,
-      ),
+    this.leases.start()
+    this.refreshTimer = setInterval(
+      () => void this.refreshSources(this.startId).catch((e) => this.reportError(e)),
+      this.options.refreshMs ?? 5000,
     )
-    for (const t of this.timers) t.unref()
+    this.refreshTimer.unref()
+    // A suspect about to run alone: stop waiting for new events at once.
+    this.offGateClose = this.gate.onClose(() => void this.unblock())
     this.loopDone = this.loop()
+    void this.leases.reclaim().catch((e) => this.reportError(e))
   }
 
   /**
@@ -256,17 +168,18 @@ export class Consumer {
   async stop(graceMs = 10_000): Promise<void> {
     if (this.stopping) return
     this.stopping = true
-    for (const t of this.timers) clearInterval(t)
+    this.stopTaking.abort()
+    this.leases.stop()
+    clearInterval(this.refreshTimer)
+    this.offGateClose?.()
     await this.unblock()
     const deadline = Date.now() + graceMs
-    while (this.inFlight.size > 0 && Date.now() < deadline) await sleep(20)
+    while (this.flights.size > 0 && Date.now() < deadline)
+      await delay(20, undefined, {signal: this.hardStop.signal}).catch(() => {})
     this.hardStop.abort()
-    for (const f of this.inFlight.values()) f.abortable.abort(new Error('consumer stopped'))
+    for (const f of this.flights.values()) f.abortable.abort(new Error('consumer stopped'))
     await this.loopDone?.catch(() => {})
-    if (this.ctx.redis.status === 'ready') {
-      await this.flushing
-      await this.flushAcks()
-    }
+    if (this.ctx.redis.status === 'ready') await this.acks.settled()
     this.block?.disconnect()
   }
 
@@ -286,12 +199,16 @@ export class Consumer {
     clearTimeout(timer)
   }
 
-  /** Resolves the handler's channels (names and globs) to streams and joins their groups. */
+  /**
+   * Resolves the handler's channels (names and globs) to streams and joins their groups. Globs never
+   * match the agents' heartbeat channel: a handler gets heartbeats only when it names the channel.
+   */
   private async refreshSources(startId: string): Promise<void> {
     const matchers = this.handler.channels.map(channelMatcher)
-    const exact = this.handler.channels.filter((c) => !/[*?[\]>]/.test(c))
+    const exact = this.handler.channels.filter((c) => !isPattern(c))
     const known = await this.ctx.history.knownChannels()
-    const channels = [...new Set([...exact, ...known.filter((c) => matchers.some((m) => m(c)))])].sort()
+    const matched = known.filter((c) => c !== HEARTBEAT_CHANNEL && matchers.some((m) => m(c)))
+    const channels = [...new Set([...exact, ...matched])].sort()
     const have = new Set(this.sources.map((s) => s.stream))
     const fresh: Source[] = []
     for (const channel of channels) {
@@ -313,10 +230,16 @@ export class Consumer {
     for (const [error] of results) if (error && !/BUSYGROUP/.test(error.message)) throw error
   }
 
+  /** Reads new entries while slots are free and no suspect waits to run. */
   private async loop(): Promise<void> {
     let failures = 0
     while (!this.stopping) {
-      const free = this.handler.concurrency - this.inFlight.size
+      if (this.gate.closed) {
+        // Entries taken over run first, alone in the process: nothing new is read meanwhile.
+        await this.gate.opened(this.stopTaking.signal)
+        continue
+      }
+      const free = this.handler.concurrency - this.reading
       if (free <= 0) {
         await new Promise<void>((resolve) => (this.slotFreed = resolve))
         // Let the other handlers finishing in this tick free their slots too: fewer, fuller reads.
@@ -343,7 +266,7 @@ export class Consumer {
         for (const [stream, entries] of result) {
           const source = byStream.get(stream)
           if (!source) continue
-          for (const [id, fields] of entries) this.begin(source, id, fields, 1)
+          for (const [id, fields] of entries) this.dispatch(source, id, fields)
         }
       } catch (error) {
         if (this.stopping) break
@@ -353,309 +276,91 @@ export class Consumer {
           // Redis lost the groups (restarted without persistence): join again and go on.
           await this.createGroups(this.sources, '0').catch((e) => this.reportError(e))
         }
-        await sleep(Math.min(100 * 2 ** failures, 2000), this.hardStop.signal)
+        await delay(Math.min(100 * 2 ** failures, 2000), undefined, {signal: this.hardStop.signal}).catch(
+          () => {},
+        )
       }
     }
   }
 
-  /** Starts handling one entry; the slot is held until the event is acked, retried out or dead-lettered. */
-  private begin(source: Source, id: string, fields: string[] | null, attempt: number): void {
+  /** Starts handling one entry (read fresh, or taken over: `claimed`) until its outcome. */
+  private dispatch(source: Source, id: string, fields: string[], claimed?: Claimed): void {
     const key = `${source.stream}\n${id}`
-    if (this.inFlight.has(key)) return
-    const flight: InFlight = {source, id, abortable: new Abortable(), lost: false}
-    this.inFlight.set(key, flight)
-    void this.process(flight, fields, attempt)
+    if (this.flights.has(key)) return
+    const flight: Flight = {
+      source,
+      id,
+      fields,
+      attempt: claimed ? claimed.count : 1,
+      fresh: !claimed,
+      isolated: claimed !== undefined,
+      abortable: new Abortable(),
+      lost: false,
+      trimmed: false,
+      held: false,
+    }
+    this.flights.set(key, flight)
+    if (!claimed) this.reading++
+    void this.handling
+      .run(flight)
       .catch((error) => this.reportError(error))
       .finally(() => {
-        this.inFlight.delete(key)
+        this.flights.delete(key)
+        if (claimed) {
+          // The next suspect, if any, is taken over as soon as this one is done.
+          if (!this.stopping) void this.leases.reclaim().catch((e) => this.reportError(e))
+        } else this.reading--
         const wake = this.slotFreed
         this.slotFreed = undefined
         wake?.()
       })
   }
 
-  private outcome(o: Omit<ConsumeOutcome, 'handler'>): void {
-    this.options.onOutcome?.({handler: this.group, ...o})
-  }
-
-  private async process(flight: InFlight, fields: string[] | null, firstAttempt: number): Promise<void> {
-    const {source, id} = flight
-    const started = Date.now()
-    const entry = toEntry(source.channel, id, fields ?? [])
-    const stored = field(fields, 'e')
-    const requeues = field(fields, 'requeues') ?? '0'
-    /** Dead-letters the entry (fenced) and reports it. */
-    const park = async (
-      dead: Omit<DeadLetter, 'requeues'>,
-      report: Omit<ConsumeOutcome, 'handler' | 'outcome' | 'reason' | 'error'>,
-    ) => {
-      const parked = await this.deadLetter(flight, {...dead, requeues})
-      this.outcome({
-        ...report,
-        outcome: parked ? 'dead-lettered' : 'lost',
-        reason: dead.reason,
-        error: dead.error,
-      })
-    }
-    if (!entry.event) {
-      const error = `not a valid envelope: ${formatIssues(entry.issues)}`
-      const dead = {
-        json: JSON.stringify(entry.raw),
-        reason: 'schema_violation',
-        error,
-        attempts: firstAttempt,
-        ran: false,
-      } as const
-      return park(dead, {channel: source.channel, attempt: firstAttempt, durationMs: 0})
-    }
-    const event = entry.event
-    const base = {channel: source.channel, eventId: event.id, type: event.type}
-    if (this.handler.types && !this.handler.types.includes(event.type)) {
-      this.ack(source, id, false)
-      this.outcome({...base, attempt: firstAttempt, outcome: 'skipped', durationMs: 0})
-      return
-    }
-    try {
-      checkPayload(event, this.ctx.schemas[event.type])
-    } catch (error) {
-      const dead = {
-        json: stored,
-        reason: 'schema_violation',
-        error: errorMessage(error),
-        attempts: firstAttempt,
-        ran: false,
-      } as const
-      return park(dead, {...base, attempt: firstAttempt, durationMs: 0})
-    }
-    if (firstAttempt > this.handler.maxRetries + 1) {
-      // Delivered this often without an outcome: it crashed or stalled its consumer every time.
-      const error = `gave up after ${firstAttempt - 1} deliveries without an outcome (the consumer crashed or stalled each time)`
-      const dead = {
-        json: stored,
-        reason: 'max_retries_exceeded',
-        error,
-        attempts: firstAttempt - 1,
-        ran: false,
-      } as const
-      return park(dead, {...base, attempt: firstAttempt, durationMs: 0})
-    }
-    let attempt = firstAttempt
-    for (;;) {
-      const t0 = Date.now()
-      const result = await this.attempt(flight, event, attempt)
-      const durationMs = Date.now() - t0
-      if (flight.lost || result.kind === 'stopped') {
-        this.outcome({...base, attempt, outcome: 'lost', durationMs})
-        return
-      }
-      if (result.kind === 'ok') {
-        // The slot is free as soon as the handler is done; the ack rides the next batched round trip.
-        this.ack(source, id, true, (acked) => {
-          if (!this.options.onOutcome) return
-          this.outcome({
-            ...base,
-            attempt,
-            outcome: acked ? 'acked' : 'lost',
-            durationMs: Date.now() - started,
-          })
-        })
-        return
-      }
-      if (result.kind === 'timeout') {
-        const error = `handler exceeded timeoutMs ${this.handler.timeoutMs}`
-        return park(
-          {json: stored, reason: 'processing_timeout', error, attempts: attempt, ran: true},
-          {...base, attempt, durationMs},
-        )
-      }
-      if (attempt > this.handler.maxRetries) {
-        const dead = {
-          json: stored,
-          reason: 'max_retries_exceeded',
-          error: result.error,
-          attempts: attempt,
-          ran: true,
-        } as const
-        return park(dead, {...base, attempt, durationMs})
-      }
-      const keys = this.ctx.keys
-      const next = await this.ctx.redis.raptorRetry(
-        source.stream,
-        keys.stats(source.channel),
-        keys.handlerStats(source.channel, this.group),
-        this.group,
-        this.id,
-        id,
-      )
-      if (next < 0) {
-        this.outcome({...base, attempt, outcome: 'lost', error: result.error, durationMs})
-        return
-      }
-      const delay = backoffDelay(this.handler.backoff, attempt)
-      this.outcome({...base, attempt, outcome: 'retrying', error: result.error, durationMs, retryInMs: delay})
-      await sleep(delay, this.hardStop.signal)
-      if (this.hardStop.signal.aborted) return
-      attempt = next
-    }
-  }
-
-  /** Runs the handler once, with the timeout and the abort signal. */
-  private attempt(flight: InFlight, event: RaptorEvent, attempt: number): Promise<AttemptResult> {
-    flight.abortable = new Abortable()
-    return invokeHandler(
-      this.handler,
-      event,
-      {
-        publish: (input) => this.ctx.publish({source: this.id, ...input}),
-        reply: (payload, options = {}) => this.ctx.reply(event, payload, {...options, source: this.id}),
-        attempt,
-        channel: flight.source.channel,
-        handler: this.group,
-        log: this.logger,
+  private leaseHolder() {
+    const flightOf = (e: HeldEntry) => this.flights.get(`${e.source.stream}\n${e.id}`)
+    return {
+      sources: () => this.sources,
+      held: () => this.flights.values(),
+      // Suspects run one at a time in the process: take one over only when none waits or runs.
+      wantsClaims: () => (this.stopping || this.gate.closed ? 0 : 1),
+      lost: (e: HeldEntry) => {
+        const f = flightOf(e)
+        if (!f) return
+        f.lost = true
+        f.abortable.abort(new Error('lease lost: another consumer reclaimed this event'))
       },
-      flight.abortable,
-    )
-  }
-
-  private async deadLetter(flight: InFlight, dead: DeadLetter): Promise<boolean> {
-    const {source, id} = flight
-    const keys = this.ctx.keys
-    const parked = await this.ctx.redis.raptorDeadLetter(
-      source.stream,
-      keys.dlq(source.channel, dead.reason),
-      keys.stats(source.channel),
-      keys.handlerStats(source.channel, this.group),
-      this.group,
-      this.id,
-      id,
-      dead.json ?? '{}',
-      dead.reason,
-      source.channel,
-      dead.error,
-      dead.attempts,
-      DLQ_RETENTION_MS,
-      dead.requeues,
-      dead.ran ? '1' : '0',
-      source.requeue ? '1' : '0',
-    )
-    return parked !== null
-  }
-
-  /** Queues an ack; acks finishing in the same tick go to Redis together (one script per stream). */
-  private ack(source: Source, id: string, counted: boolean, done?: (acked: boolean) => void): void {
-    const key = counted ? source.stream : `${source.stream}\n0`
-    let pending = this.acks.get(key)
-    if (!pending) {
-      pending = {source, counted, ids: [], waiters: []}
-      this.acks.set(key, pending)
-    }
-    pending.ids.push(id)
-    pending.waiters.push(done)
-    if (!this.ackScheduled) {
-      this.ackScheduled = true
-      setImmediate(() => {
-        this.flushing = this.flushAcks()
-      })
-    }
-  }
-
-  private async flushAcks(): Promise<void> {
-    this.ackScheduled = false
-    if (this.acks.size === 0) return
-    const batches = [...this.acks.values()]
-    this.acks.clear()
-    const keys = this.ctx.keys
-    const pipeline = scriptPipeline(this.ctx.redis)
-    for (const b of batches) {
-      pipeline.raptorAck(
-        b.source.stream,
-        keys.stats(b.source.channel),
-        keys.handlerStats(b.source.channel, this.group),
-        this.group,
-        this.id,
-        b.source.requeue ? '1' : '0',
-        b.counted ? '1' : '0',
-        String(this.handler.concurrency),
-        ...ascending(b.ids),
-      )
-    }
-    let results: [Error | null, unknown][] = []
-    try {
-      results = (await pipeline.exec()) ?? []
-    } catch (error) {
-      this.reportError(error)
-    }
-    batches.forEach((b, i) => {
-      const [error, lost] = results[i] ?? [new Error('ack not sent'), []]
-      if (error) this.reportError(error)
-      const notAcked = new Set(error ? b.ids : (lost as string[]))
-      b.ids.forEach((id, j) => b.waiters[j]?.(!notAcked.has(id)))
-    })
-  }
-
-  /** Refreshes the idle time of every in-flight entry; marks and aborts the ones lost to another consumer. */
-  private async keepAlive(): Promise<void> {
-    if (this.inFlight.size === 0) return
-    const byStream = new Map<string, InFlight[]>()
-    for (const f of this.inFlight.values()) {
-      const list = byStream.get(f.source.stream) ?? []
-      list.push(f)
-      byStream.set(f.source.stream, list)
-    }
-    const pipeline = scriptPipeline(this.ctx.redis)
-    const streams = [...byStream.keys()]
-    for (const s of streams)
-      pipeline.raptorTouch(s, this.group, this.id, ...byStream.get(s)!.map((f) => f.id))
-    const results = (await pipeline.exec()) ?? []
-    results.forEach(([error, lost], i) => {
-      if (error) return this.reportError(error)
-      for (const id of lost as string[]) {
-        const flight = this.inFlight.get(`${streams[i]}\n${id}`)
-        if (!flight) continue
-        flight.lost = true
-        flight.abortable.abort(new Error('lease lost: another consumer reclaimed this event'))
-      }
-    })
-  }
-
-  /** Takes over entries that another consumer of this handler left idle too long (it died). */
-  private async reclaim(): Promise<void> {
-    for (const source of this.sources) {
-      const free = this.handler.concurrency - this.inFlight.size
-      if (free <= 0 || this.stopping) return
-      const cursor = this.claimCursors.get(source.stream) ?? '0-0'
-      const [next, entries] = (await this.ctx.redis.xautoclaim(
-        source.stream,
-        this.group,
-        this.id,
-        this.reclaimAfterMs,
-        cursor,
-        'COUNT',
-        free,
-      )) as [string, [string, string[] | null][], string[]]
-      this.claimCursors.set(source.stream, next)
-      const claimed = entries.filter(([, fields]) => fields !== null)
-      if (claimed.length === 0) continue
-      const keys = this.ctx.keys
-      const pipeline = this.ctx.redis.pipeline()
-      pipeline.xpending(
-        source.stream,
-        this.group,
-        claimed[0][0],
-        claimed[claimed.length - 1][0],
-        claimed.length + this.inFlight.size,
-        this.id,
-      )
-      for (const k of [keys.stats(source.channel), keys.handlerStats(source.channel, this.group)]) {
-        pipeline.hincrby(k, 'duplicates', claimed.length)
-      }
-      const [[error, pending]] = ((await pipeline.exec()) ?? []) as [
-        Error | null,
-        [string, string, number, number][],
-      ][]
-      if (error) throw error
-      const counts = new Map(pending.map(([id, , , count]) => [id, Number(count)]))
-      for (const [id, fields] of claimed) this.begin(source, id, fields, counts.get(id) ?? 2)
+      trimmed: (e: HeldEntry) => {
+        const f = flightOf(e)
+        if (f) void this.handling.hold(f).catch((error) => this.reportError(error))
+      },
+      claimed: (source: Source, entries: Claimed[]) => {
+        for (const c of entries) {
+          const e = c.fields[c.fields.indexOf('e') + 1] ?? ''
+          this.options.onTakeover?.({
+            handler: this.group,
+            channel: source.channel,
+            entryId: c.id,
+            eventId: /"id":"([^"]+)"/.exec(e)?.[1],
+            from: c.from,
+            attempts: c.count,
+          })
+          this.dispatch(source, c.id, c.fields, c)
+        }
+      },
+      gone: (source: Source, entries: {id: string; owner: string}[]) => {
+        for (const g of entries)
+          this.options.onOutcome?.({
+            handler: this.group,
+            channel: source.channel,
+            attempt: 0,
+            outcome: 'dead-lettered',
+            reason: 'max_retries_exceeded',
+            error: `entry ${g.id}: its consumer ${g.owner} stopped while holding it and its history was trimmed by retention`,
+            note: 'history trimmed by retention while pending; dead-lettered from the copy its consumer held',
+            durationMs: 0,
+          })
+      },
+      error: (error: unknown) => this.reportError(error),
     }
   }
 }

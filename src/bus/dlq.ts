@@ -297,6 +297,26 @@ export class Dlq {
     return pairs
   }
 
+  /**
+   * The last entry id of every DLQ stream a filter reaches, now: the end of a run's window, so that a
+   * run never sees entries dead-lettered after it started (e.g. again, by the handler it requeued to).
+   */
+  private async windowEnds(filter: DlqFilter): Promise<Map<string, string>> {
+    const {redis, keys} = this.ctx
+    const streamKeys = (await this.streams(filter)).map(({channel, reason}) => keys.dlq(channel, reason))
+    const pipeline = redis.pipeline()
+    for (const key of streamKeys) pipeline.xrevrange(key, '+', '-', 'COUNT', 1)
+    const results = (await pipeline.exec()) ?? []
+    const ends = new Map<string, string>()
+    streamKeys.forEach((key, i) => {
+      const [error, last] = results[i] ?? [new Error('no reply'), null]
+      if (error) throw error
+      const entries = last as [string, string[]][]
+      if (entries.length > 0) ends.set(key, entries[0][0])
+    })
+    return ends
+  }
+
   /** What a filter selects, prepared once for every stream it reads. */
   private selector(filter: DlqFilter): Selector {
     const matchers = filter.channels?.length ? filter.channels.map(channelMatcher) : undefined
@@ -319,12 +339,16 @@ export class Dlq {
     return {byDlqId: ids.length > 0 && eventIds.size === 0, dlqIds, before, end, matches}
   }
 
-  /** The entries of one DLQ stream matching a selector, in dead-letter order, read page by page. */
+  /**
+   * The entries of one DLQ stream matching a selector, in dead-letter order, read page by page, up
+   * to the stream id `last` (the selector's own end unless a run's window says sooner).
+   */
   private async *streamEntries(
     channel: string,
     reason: DlqReason,
     sel: Selector,
     pageSize = PAGE,
+    last = sel.end,
   ): AsyncGenerator<RawEntry> {
     const {redis, keys} = this.ctx
     const key = keys.dlq(channel, reason)
@@ -334,7 +358,7 @@ export class Dlq {
         const parsed = parseDlqId(id)
         if (parsed.channel !== channel || parsed.reason !== reason) continue
         const found = (await redis.xrange(key, parsed.streamId, parsed.streamId)) as [string, string[]][]
-        if (found.length === 0) continue
+        if (found.length === 0 || (last !== '+' && compareIds(found[0][0], last) > 0)) continue
         const raw = {dlqChannel: channel, reason, streamId: found[0][0], fields: fieldsOf(found[0][1])}
         if (sel.before !== undefined && idTime(raw.streamId) >= sel.before) continue
         if (sel.matches(raw)) yield raw
@@ -343,7 +367,7 @@ export class Dlq {
     }
     let cursor = '-'
     for (;;) {
-      const page = (await redis.xrange(key, cursor, sel.end, 'COUNT', pageSize)) as [string, string[]][]
+      const page = (await redis.xrange(key, cursor, last, 'COUNT', pageSize)) as [string, string[]][]
       for (const [streamId, flat] of page) {
         const raw = {dlqChannel: channel, reason, streamId, fields: fieldsOf(flat)}
         if (sel.matches(raw)) yield raw
@@ -353,13 +377,20 @@ export class Dlq {
     }
   }
 
-  /** Yields the entries matching a filter, stream by stream, each stream in dead-letter order. */
-  private async *scan(filter: DlqFilter): AsyncGenerator<RawEntry> {
+  /**
+   * Yields the entries matching a filter, stream by stream, each stream in dead-letter order. With
+   * `ends`, each stream is read up to its end there only (streams not in it are skipped).
+   */
+  private async *scan(filter: DlqFilter, ends?: Map<string, string>): AsyncGenerator<RawEntry> {
     const sel = this.selector(filter)
+    const {end} = sel
     let left = filter.limit ?? Infinity
     for (const {channel, reason} of await this.streams(filter)) {
       if (left <= 0) return
-      for await (const raw of this.streamEntries(channel, reason, sel)) {
+      const windowEnd = ends ? ends.get(this.ctx.keys.dlq(channel, reason)) : end
+      if (windowEnd === undefined) continue
+      const last = end !== '+' && compareIds(end, windowEnd) < 0 ? end : windowEnd
+      for await (const raw of this.streamEntries(channel, reason, sel, PAGE, last)) {
         yield raw
         if (--left <= 0) return
       }
@@ -446,6 +477,8 @@ export class Dlq {
       targets.set(key, t)
       result.requeued += n
     }
+    // The run works on the entries present now: those dead-lettered again during it wait for the next.
+    const ends = await this.windowEnds(options)
     let batch: RawEntry[] = []
     let done = 0
     const flush = async () => {
@@ -456,7 +489,7 @@ export class Dlq {
       done += current.length
       options.onProgress?.(done)
     }
-    for await (const raw of this.scan(options)) {
+    for await (const raw of this.scan(options, ends)) {
       if (batch.length > 0 && (batch[0].dlqChannel !== raw.dlqChannel || batch[0].reason !== raw.reason))
         await flush()
       batch.push(raw)

@@ -1,5 +1,6 @@
 import {z} from 'zod'
 
+import {assertChannelPattern, isPattern, type Topology} from './channels.js'
 import {PluginError, TimeoutError} from './errors.js'
 import type {Payload, PublishInput, RaptorEvent} from './events.js'
 import {formatIssues, toIssues} from './events.js'
@@ -87,7 +88,17 @@ const DefinitionSchema = z.object({
     .min(1)
     .max(128)
     .regex(/^[A-Za-z0-9_.:-]+$/, 'name must be 1-128 characters of A-Z a-z 0-9 _ . : -'),
-  channels: z.array(z.string().min(1)).min(1, 'channels must list at least one channel or glob'),
+  channels: z
+    .array(
+      z.string().superRefine((channel, ctx) => {
+        try {
+          assertChannelPattern(channel)
+        } catch (error) {
+          ctx.addIssue({code: 'custom', message: (error as Error).message})
+        }
+      }),
+    )
+    .min(1, 'channels must list at least one channel or glob'),
   types: z.array(z.string().min(1)).optional(),
   maxRetries: z.number().int().min(0).max(1000).optional(),
   backoff: z
@@ -132,6 +143,27 @@ export function resolveHandler(definition: unknown, origin = 'handler'): Resolve
     concurrency: d.concurrency ?? HANDLER_DEFAULTS.concurrency,
     startFrom: d.startFrom ?? HANDLER_DEFAULTS.startFrom,
     handle: d.handle,
+  }
+}
+
+/**
+ * Checks that every channel a handler names exactly is in the topology (an event can never reach a
+ * channel outside it, so such a handler would wait forever). Globs may match channels added later.
+ * @throws PluginError naming the handler, `origin` and the channel, and how to add it
+ */
+export function checkHandlerChannels(
+  handler: Pick<ResolvedHandler, 'name' | 'channels'>,
+  topology: Topology,
+  origin = 'handler',
+): void {
+  for (const channel of handler.channels) {
+    if (isPattern(channel) || topology.resolve(channel)) continue
+    const near = topology.nearest(channel)
+    throw new PluginError(
+      `handler '${handler.name}' in ${origin} listens on channel '${channel}', which is not in the topology` +
+        `${near ? ` (did you mean '${near}'?)` : ''}: add it, or a pattern matching it, to raptor.config.json`,
+      {origin, channel},
+    )
   }
 }
 

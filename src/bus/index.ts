@@ -73,7 +73,7 @@ export {
 } from './metrics.js'
 export type {ReplayToOptions, ReplayToResult} from './replay.js'
 export type {LiveHandler, LiveMeta, SubscribeOptions, Subscription} from './live.js'
-export {Consumer, type ConsumeOptions, type ConsumeOutcome} from './consumer.js'
+export {Consumer, type ConsumeOptions, type ConsumeOutcome, type Takeover} from './consumer.js'
 export {
   HANDLER_DEFAULTS,
   backoffDelay,

@@ -52,6 +52,15 @@ export class Keys {
   }
 
   /**
+   * Copies of pending entries whose history was trimmed by retention, held for their owner (hash:
+   * `<entry id>` → ms the owner was last seen, `<id>:e` → envelope JSON, `<id>:r` → times requeued).
+   * One per source stream of a handler: the channel stream, or (`requeue`) its requeue stream.
+   */
+  heldCopies(channel: string, handler: string, requeue: boolean): string {
+    return `${this.tag(channel)}:${requeue ? 'rqheld' : 'held'}:${handler}`
+  }
+
+  /**
    * Marker that a DLQ entry was already re-published onto this channel (requeue to a channel): makes
    * the cross-slot move idempotent. Lives as long as a DLQ entry can.
    */
@@ -62,6 +71,11 @@ export class Keys {
   /** Every concrete channel ever published to under this prefix (a set). */
   channelRegistry(): string {
     return `${this.prefix}:channels`
+  }
+
+  /** The lease on an agent id (a string with a TTL): at most one live agent per id. */
+  agentLease(agentId: string): string {
+    return `${this.prefix}:lease:agent:${agentId}`
   }
 
   /** Live agents: agent id → last heartbeat JSON (a hash). */

@@ -17,6 +17,7 @@ export const COUNTERS = [
   'deadLettered',
   'duplicates',
   'requeued',
+  'trimmedWhilePending',
 ] as const
 /** One counter name. */
 export type CounterName = (typeof COUNTERS)[number]
@@ -271,6 +272,7 @@ const COUNTER_HELP: Record<CounterName, string> = {
   deadLettered: 'Events dead-lettered',
   duplicates: 'Deliveries after a reclaim from another consumer',
   requeued: 'Dead letters requeued',
+  trimmedWhilePending: 'Pending events whose history retention trimmed before their outcome',
 }
 
 /**

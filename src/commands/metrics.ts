@@ -15,7 +15,7 @@ const DEFAULT_WATCH = 2
 
 export default class Metrics extends BaseCommand<typeof Metrics> {
   static override summary = 'Show bus metrics: counters, streams, consumer lag, DLQ depth, subscribers.'
-  static override description = `Counters (published, liveDelivered, delivered, acked, failed, retried, deadLettered, duplicates, requeued) globally (the sum over channels), per channel and per handler; stream length and retention; consumer-group lag and pending per handler (the channel stream plus the handler's requeue stream); DLQ depth by reason; live subscriber connections and agents. Everything is read from Redis, so any process sees the same figures.
+  static override description = `Counters (published, liveDelivered, delivered, acked, failed, retried, deadLettered, duplicates, requeued, trimmedWhilePending) globally (the sum over channels), per channel and per handler; stream length and retention; consumer-group lag and pending per handler (the channel stream plus the handler's requeue stream); DLQ depth by reason; live subscriber connections and agents. Everything is read from Redis, so any process sees the same figures.
 
 --format prometheus prints the Prometheus text exposition (labels channel, handler, reason). --watch [SECONDS] redraws every SECONDS (default ${DEFAULT_WATCH}) until Ctrl-C.`
 
@@ -89,7 +89,8 @@ export default class Metrics extends BaseCommand<typeof Metrics> {
         c.bold(`raptor metrics (prefix ${m.prefix}, ${m.time})`),
         `published ${g.counters.published}  delivered ${g.counters.delivered}  acked ${g.counters.acked}  ` +
           `failed ${g.counters.failed}  retried ${g.counters.retried}  deadLettered ${g.counters.deadLettered}  ` +
-          `requeued ${g.counters.requeued}  liveDelivered ${g.counters.liveDelivered}`,
+          `requeued ${g.counters.requeued}  liveDelivered ${g.counters.liveDelivered}  ` +
+          `duplicates ${g.counters.duplicates}  trimmedWhilePending ${g.counters.trimmedWhilePending}`,
         `streams ${g.streamLength} entries  lag ${g.lag}  pending ${g.pending}  ` +
           `DLQ ${g.dlqTotal} (${DLQ_REASONS.map((r) => `${r} ${g.dlqDepth[r]}`).join(', ')})`,
         `subscribers ${m.subscribers}  agents ${m.agents.live} live, ${m.agents.stale} stale`,

@@ -11,6 +11,7 @@ import {
   type HandlerDefinition,
   type RaptorEvent,
 } from '../../src/bus/index.js'
+import {ConsumeScripts, type Source} from '../../src/bus/consumer-scripts.js'
 import {randomPrefix, redisUrl, testBus, waitFor} from '../helpers/index.js'
 import {RedisServer} from '../helpers/redis-server.js'
 
@@ -51,6 +52,24 @@ async function dlqEntries(
     for (let i = 0; i < flat.length; i += 2) f[flat[i]] = flat[i + 1]
     return {id, ...f}
   })
+}
+
+/** A fenced ack through the script façade: the ids not acknowledged. */
+async function ack(scripts: ConsumeScripts, source: Source, ids: string[]): Promise<string[]> {
+  const pipeline = scripts.pipeline()
+  scripts.ack(pipeline, source, ids, true)
+  const [[error, lost]] = (await pipeline.exec()) as [Error | null, string[]][]
+  if (error) throw error
+  return lost
+}
+
+/** A keep-alive through the script façade: {lost, trimmed with no copy}. */
+async function touch(scripts: ConsumeScripts, source: Source, ids: string[]): Promise<unknown> {
+  const pipeline = scripts.pipeline()
+  scripts.touch(pipeline, source, ids)
+  const [[error, reply]] = (await pipeline.exec()) as [Error | null, unknown][]
+  if (error) throw error
+  return reply
 }
 
 async function pending(b: RaptorBus, group: string, channel = CHANNEL): Promise<number> {
@@ -230,47 +249,109 @@ describe('bus.consume', () => {
     expect(seen).toEqual(['after'])
   })
 
-  it('fences: a stale consumer cannot ack or dead-letter an event another consumer now owns', async () => {
+  it('fences: a stale consumer cannot ack, retry, start, keep alive or dead-letter an event another consumer now owns', async () => {
     const b = await bus()
-    const stream = b.keys.stream(CHANNEL)
-    await b.redis.xgroup('CREATE', stream, 'g', '0', 'MKSTREAM')
+    const source = {channel: CHANNEL, stream: b.keys.stream(CHANNEL), requeue: false}
+    await b.redis.xgroup('CREATE', source.stream, 'g', '0', 'MKSTREAM')
     const id = await b.publish({channel: CHANNEL, type: 'x'})
-    const [[, [[entryId]]]] = (await b.redis.xreadgroup('GROUP', 'g', 'stale', 'STREAMS', stream, '>')) as [
+    const [[, [[entryId]]]] = (await b.redis.xreadgroup(
+      'GROUP',
+      'g',
+      'stale',
+      'STREAMS',
+      source.stream,
+      '>',
+    )) as [string, [string, string[]][]][]
+    await b.redis.xclaim(source.stream, 'g', 'fresh', 0, entryId)
+    const stale = new ConsumeScripts(b.redis, b.keys, 'g', 'stale')
+    const fresh = new ConsumeScripts(b.redis, b.keys, 'g', 'fresh')
+    const dead = {
+      json: '{}',
+      reason: 'max_retries_exceeded',
+      error: 'e',
+      attempts: 1,
+      requeues: '0',
+      ran: true,
+    } as const
+    expect(await ack(stale, source, [entryId])).toEqual([entryId])
+    expect(await stale.deadLetter(source, entryId, dead)).toBe(false)
+    expect(await stale.retry(source, entryId)).toBe('lost')
+    expect(await stale.begin(source, entryId)).toBeUndefined()
+    expect(await stale.hold(source, entryId, '{}', '0')).toBe(-1)
+    expect(await touch(stale, source, [entryId])).toEqual([[entryId], []])
+    expect(await b.redis.xlen(b.keys.dlq(CHANNEL, 'max_retries_exceeded'))).toBe(0)
+    expect(await pending(b, 'g')).toBe(1)
+    expect(await ack(fresh, source, [entryId])).toEqual([])
+    expect(await pending(b, 'g')).toBe(0)
+    expect(id).toMatch(/^evt-/)
+  })
+
+  it('fences acks correctly however many entries a consumer holds', async () => {
+    const b = await bus()
+    const source = {channel: CHANNEL, stream: b.keys.stream(CHANNEL), requeue: false}
+    await b.redis.xgroup('CREATE', source.stream, 'g', '0', 'MKSTREAM')
+    await b.publishMany(Array.from({length: 30}, (_, i) => ({channel: CHANNEL, type: 'x', payload: {i}})))
+    const [[, entries]] = (await b.redis.xreadgroup('GROUP', 'g', 'c', 'STREAMS', source.stream, '>')) as [
       string,
       [string, string[]][],
     ][]
-    await b.redis.xclaim(stream, 'g', 'fresh', 0, entryId)
-    const stats = b.keys.stats(CHANNEL)
-    const hstats = b.keys.handlerStats(CHANNEL, 'g')
-    expect(await b.redis.raptorAck(stream, stats, hstats, 'g', 'stale', '0', '1', '1', entryId)).toEqual([
-      entryId,
-    ])
-    const dl = await b.redis.raptorDeadLetter(
-      stream,
-      b.keys.dlq(CHANNEL, 'max_retries_exceeded'),
-      stats,
-      hstats,
-      'g',
-      'stale',
-      entryId,
-      '{}',
-      'max_retries_exceeded',
-      CHANNEL,
-      'e',
-      1,
-      1000,
-      0,
-      '1',
-      '0',
-    )
-    expect(dl).toBeNull()
-    expect(await b.redis.raptorRetry(stream, stats, hstats, 'g', 'stale', entryId)).toBe(-1)
-    expect(await b.redis.raptorTouch(stream, 'g', 'stale', entryId)).toEqual([entryId])
-    expect(await b.redis.xlen(b.keys.dlq(CHANNEL, 'max_retries_exceeded'))).toBe(0)
+    const ids = entries.map(([id]) => id)
+    const c = new ConsumeScripts(b.redis, b.keys, 'g', 'c')
+    // The first and the last of 30 entries held by this consumer: both are its own.
+    expect(await ack(c, source, [ids[0], ids[29]])).toEqual([])
+    // Another consumer takes one in the middle: only that one is refused.
+    await b.redis.xclaim(source.stream, 'g', 'other', 0, ids[10])
+    expect(await ack(c, source, ids.slice(1, 29))).toEqual([ids[10]])
     expect(await pending(b, 'g')).toBe(1)
-    expect(await b.redis.raptorAck(stream, stats, hstats, 'g', 'fresh', '0', '1', '1', entryId)).toEqual([])
-    expect(await pending(b, 'g')).toBe(0)
-    expect(id).toMatch(/^evt-/)
+  })
+
+  it('forgets consumers that hold nothing and were silent long enough, never one that holds an entry', async () => {
+    const b = await bus()
+    const source = {channel: CHANNEL, stream: b.keys.stream(CHANNEL), requeue: false}
+    await b.redis.xgroup('CREATE', source.stream, 'g', '0', 'MKSTREAM')
+    await b.publishMany([
+      {channel: CHANNEL, type: 'x'},
+      {channel: CHANNEL, type: 'y'},
+    ])
+    const read = (consumer: string) =>
+      b.redis.xreadgroup('GROUP', 'g', consumer, 'COUNT', 1, 'STREAMS', source.stream, '>') as Promise<
+        [string, [string, string[]][]][]
+      >
+    const [[, [[done]]]] = await read('gone')
+    await read('busy')
+    const gone = new ConsumeScripts(b.redis, b.keys, 'g', 'gone')
+    expect(await ack(gone, source, [done])).toEqual([])
+    expect(await gone.forget(source, 60_000)).toBe(0)
+    await waitFor(async () => (await gone.forget(source, 1)) === 1, 2000, 'the empty consumer forgotten')
+    const left = (await b.redis.xinfo('CONSUMERS', source.stream, 'g')) as unknown[][]
+    expect(left.map((c) => c[c.indexOf('name') + 1])).toEqual(['busy'])
+  })
+
+  it("leaves the agents' heartbeats out of glob handlers unless a handler names sys.global.heartbeat", async () => {
+    const b = await bus()
+    await b.publish({channel: 'sys.global.heartbeat', type: 'agent.heartbeat', payload: {n: 0}})
+    const glob: string[] = []
+    const named: string[] = []
+    await b.consume(
+      handler({name: 'everything', channels: ['sys.**'], handle: (e) => void glob.push(e.channel)}),
+    )
+    await b.consume(
+      handler({name: 'star', channels: ['sys.global.*'], handle: (e) => void glob.push(e.channel)}),
+    )
+    await b.consume(
+      handler({
+        name: 'beats',
+        channels: ['sys.global.heartbeat'],
+        handle: (e) => void named.push(e.channel),
+      }),
+    )
+    await b.publish({channel: 'sys.global.heartbeat', type: 'agent.heartbeat', payload: {n: 1}})
+    await b.publish({channel: CHANNEL, type: 'after'})
+    await waitFor(() => glob.includes(CHANNEL) && named.length === 1, 5000, 'deliveries')
+    expect(glob).toEqual([CHANNEL])
+    expect(named).toEqual(['sys.global.heartbeat'])
+    const groups = (await b.redis.xinfo('GROUPS', b.keys.stream('sys.global.heartbeat'))) as unknown[][]
+    expect(groups.map((g) => g[g.indexOf('name') + 1])).toEqual(['beats'])
   })
 
   it('keeps a slow in-flight handler alive: it is never reclaimed by another consumer', async () => {
@@ -355,7 +436,7 @@ describe('bus.consume', () => {
     }, 10_000)
     expect(starts).toBe(3)
     expect(JSON.parse(entries[0].e as string).id).toBe(id)
-    expect(entries[0].error).toContain('gave up after 3 deliveries')
+    expect(entries[0].error).toContain('gave up after 3 attempts')
   })
 
   it('resumes by itself after Redis restarts under it', async () => {

@@ -77,4 +77,34 @@ describe('dead letter → requeue → the failed handler only', () => {
     }, 5000)
     expect(again[0]).toMatchObject({handler: 'always', error: 'still broken'})
   })
+
+  it('moves only the entries present when it started, each once, while the handler keeps re-dead-lettering them', async () => {
+    const bus = await newBus()
+    const failures: string[] = []
+    await bus.consume({
+      name: 'broken',
+      channels: [CHANNEL],
+      maxRetries: 0,
+      concurrency: 16,
+      handle: (e: RaptorEvent) => {
+        failures.push(e.id)
+        throw new Error('still broken')
+      },
+    })
+    const total = 1200
+    await bus.publishMany(
+      Array.from({length: total}, (_, n) => ({channel: CHANNEL, type: 'research_complete', payload: {n}})),
+    )
+    const dlq = bus.keys.dlq(CHANNEL, 'max_retries_exceeded')
+    await waitFor(async () => (await bus.redis.xlen(dlq)) === total, 20_000, 'every event dead-lettered')
+    // Small batches: the requeue runs long enough for the handler to fail the first ones again meanwhile.
+    const result = await bus.dlq.requeue({reasons: ['max_retries_exceeded'], batchSize: 10})
+    expect(result.requeued).toBe(total)
+    await waitFor(() => failures.length === 2 * total, 20_000, 'every requeued event failed once more')
+    await waitFor(async () => (await bus.redis.xlen(dlq)) === total, 10_000, 'all back in the DLQ')
+    const entries = await bus.dlq.list({})
+    expect(entries).toHaveLength(total)
+    expect(entries.every((e) => e.requeues === 1)).toBe(true)
+    expect(new Set(failures).size).toBe(total)
+  })
 })

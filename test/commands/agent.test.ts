@@ -1,4 +1,3 @@
-import {spawn, type ChildProcess} from 'node:child_process'
 import {get} from 'node:http'
 import {fileURLToPath} from 'node:url'
 
@@ -7,24 +6,19 @@ import {afterEach, describe, expect, it} from 'vitest'
 import {RaptorBus} from '../../src/bus/index.js'
 import {BIN, randomPrefix, redisUrl, runCli, waitFor} from '../helpers/index.js'
 import {RedisServer, freePort} from '../helpers/redis-server.js'
+import {childProcesses, type NdjsonChild} from '../helpers/child.js'
 
 const plugin = (name: string) => fileURLToPath(new URL(`../fixtures/plugins/${name}`, import.meta.url))
 const WORKER = plugin('worker.mjs')
 const JOBS = 'sys.state.update'
 const DONE = 'sys.alert.warning'
 
-interface Agent {
-  child: ChildProcess
-  lines: Record<string, unknown>[]
-  stderr: string
-  exit: Promise<number | null>
-}
+type Agent = NdjsonChild
 
-const agents: Agent[] = []
+const spawnChild = childProcesses()
 const buses: RaptorBus[] = []
 
 afterEach(async () => {
-  for (const a of agents.splice(0)) a.child.kill('SIGKILL')
   while (buses.length > 0) await buses.pop()!.close()
 })
 
@@ -40,36 +34,7 @@ function startAgent(
   env: Record<string, string> = {},
   url = redisUrl(),
 ): Agent {
-  const child = spawn(
-    process.execPath,
-    [BIN, 'agent', '--json', '--redis-url', url, '--prefix', prefix, ...args],
-    {
-      env: {...process.env, NO_COLOR: '1', ...env},
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  )
-  const agent: Agent = {
-    child,
-    lines: [],
-    stderr: '',
-    exit: new Promise((r) => child.on('exit', (code) => r(code))),
-  }
-  let buffer = ''
-  child.stdout!.on('data', (d) => {
-    buffer += d
-    const parts = buffer.split('\n')
-    buffer = parts.pop() ?? ''
-    for (const line of parts) {
-      try {
-        if (line.trim()) agent.lines.push(JSON.parse(line))
-      } catch {
-        agent.lines.push({unparsed: line})
-      }
-    }
-  })
-  child.stderr!.on('data', (d) => (agent.stderr += d))
-  agents.push(agent)
-  return agent
+  return spawnChild([BIN, 'agent', '--json', '--redis-url', url, '--prefix', prefix, ...args], env)
 }
 
 const started = (a: Agent) =>

@@ -1,34 +1,30 @@
 --[[
   Acknowledges events a consumer has finished, fenced: an id is acknowledged only while this
-  consumer still owns it in the group's pending-entries list, so a stale consumer can never ack an
-  event that another consumer has reclaimed. One XPENDING reads everything this consumer holds
-  (bounded by its concurrency), one XACK acknowledges the owned ids.
+  consumer still owns it in the group's pending-entries list (one XPENDING per id, so the check holds
+  however many entries the consumer holds), so a stale consumer can never ack an event that another
+  consumer has reclaimed. Drops the held copy of an entry whose history was trimmed while pending.
 
   KEYS[1] stream               (a channel stream, or a handler's requeue stream)
   KEYS[2] channel stats hash
   KEYS[3] handler stats hash
+  KEYS[4] held copies          (entries of this stream trimmed while pending; see hold.lua)
 
   ARGV[1] group (handler name)
   ARGV[2] consumer
   ARGV[3] '1' to delete acknowledged entries (requeue streams: read by this group only)
   ARGV[4] '1' to count them as delivered and acked ('0': skipped, e.g. filtered out by type)
-  ARGV[5] most entries this consumer can hold (its concurrency)
-  ARGV[6..] entry ids, ascending
+  ARGV[5..] entry ids
 
   Returns the ids this consumer no longer owns (not acknowledged).
 ]]
-local held = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[6], ARGV[#ARGV], tonumber(ARGV[5]) + #ARGV, ARGV[2])
-local mine = {}
-for _, entry in ipairs(held) do
-  mine[entry[1]] = true
-end
 local owned = {}
 local lost = {}
-for i = 6, #ARGV do
-  if mine[ARGV[i]] then
-    owned[#owned + 1] = ARGV[i]
+for i = 5, #ARGV do
+  local id = ARGV[i]
+  if #redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1, ARGV[2]) == 1 then
+    owned[#owned + 1] = id
   else
-    lost[#lost + 1] = ARGV[i]
+    lost[#lost + 1] = id
   end
 end
 if #owned > 0 then
@@ -40,6 +36,11 @@ if #owned > 0 then
     for k = 2, 3 do
       redis.call('HINCRBY', KEYS[k], 'delivered', #owned)
       redis.call('HINCRBY', KEYS[k], 'acked', #owned)
+    end
+  end
+  if redis.call('EXISTS', KEYS[4]) == 1 then
+    for _, id in ipairs(owned) do
+      redis.call('HDEL', KEYS[4], id, id .. ':e', id .. ':r')
     end
   end
 end

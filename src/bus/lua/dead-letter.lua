@@ -1,12 +1,14 @@
 --[[
   Dead-letters an event, fenced and atomic: parks it in the channel's DLQ stream for the reason
   and acknowledges the original, or does nothing when this consumer no longer owns it. Nothing can
-  be lost or doubled between the two steps.
+  be lost or doubled between the two steps. The envelope is the consumer's own copy, so an event
+  whose history was trimmed while it was pending is dead-lettered whole.
 
   KEYS[1] source stream        (channel stream, or the handler's requeue stream)
   KEYS[2] DLQ stream           (of the channel and reason)
   KEYS[3] channel stats hash
   KEYS[4] handler stats hash
+  KEYS[5] held copies          (entries of the source stream trimmed while pending; see hold.lua)
 
   ARGV[1] group (handler name)
   ARGV[2] consumer
@@ -36,6 +38,7 @@ redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 if ARGV[12] == '1' then
   redis.call('XDEL', KEYS[1], ARGV[3])
 end
+redis.call('HDEL', KEYS[5], ARGV[3], ARGV[3] .. ':e', ARGV[3] .. ':r')
 for k = 3, 4 do
   redis.call('HINCRBY', KEYS[k], 'deadLettered', 1)
   if ARGV[11] == '1' then

@@ -58,6 +58,13 @@ Logs are readable lines on stderr, or NDJSON on stdout with --json; a log reader
 
   async run(): Promise<void> {
     const {flags} = this
+    const [{loadPlugins}, {Agent, checkAgentId}, {createLog}] = await Promise.all([
+      import('../../agent/plugins.js'),
+      import('../../agent/agent.js'),
+      import('../../agent/log.js'),
+    ])
+    // Everything a user can get wrong is checked before anything touches Redis.
+    if (flags.id !== undefined) checkAgentId(flags.id)
     const heartbeatIntervalMs = parseDuration(flags['heartbeat-interval'], '--heartbeat-interval')
     const graceMs = parseDuration(flags.grace, '--grace')
     // The consumer's lease timers run at a quarter of it; past what a Node timer holds, refuse it.
@@ -65,11 +72,6 @@ Logs are readable lines on stderr, or NDJSON on stdout with --json; a log reader
       min: 1,
       max: {ms: MAX_TIMER_MS, why: 'the longest a timer can wait'},
     })
-    const [{loadPlugins}, {Agent}, {createLog}] = await Promise.all([
-      import('../../agent/plugins.js'),
-      import('../../agent/agent.js'),
-      import('../../agent/log.js'),
-    ])
     const handlers = await loadPlugins(flags.plugin)
     const log = createLog(this.jsonEnabled(), palette(process.stderr))
     const bus = await this.bus({
@@ -87,6 +89,10 @@ Logs are readable lines on stderr, or NDJSON on stdout with --json; a log reader
       metricsHost: flags['metrics-host'],
       reclaimAfterMs,
       log,
+      onFatal: () => {
+        process.exitCode = ExitCode.FAILED
+        process.kill(process.pid, 'SIGTERM')
+      },
     })
     const stopped = new Promise<void>((resolve) => {
       let signals = 0
