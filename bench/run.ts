@@ -267,7 +267,7 @@ function render(
           'p50 × tail',
           'peak RSS MB (server)',
           'received (all runs)',
-          'clients dropped',
+          'clients dropped (all runs)',
         ],
         sse.map((r) => {
           const p50 = median(r.runs.map((x) => x.p50))
@@ -285,7 +285,9 @@ function render(
       ),
       '',
       'Latency is timed on every event of the first 100 clients (the others count theirs). The RSS of the ' +
-        '`raptor tail` row is the tail process; of the SSE rows, the `raptor serve` process.',
+        '`raptor tail` row is the tail process; of the SSE rows, the `raptor serve` process. Clients dropped ' +
+        'are counted by the server (`raptor_gateway_clients_dropped_total`): a client that falls more than ' +
+        '`--client-buffer` behind is cut off, so "received" is then below the events sent.',
     )
   }
 

@@ -3,7 +3,7 @@
  * clients of `raptor serve`, or one `raptor tail --json` process, each event timed from the send
  * timestamp in its payload. IPC: in `{mode, n, url | tail}`, out `{ready}` once every client is
  * subscribed; in `{stop: expected}`, out the report once every client has all events (or none came
- * for 2 s).
+ * for 10 s: a server that falls behind is still delivering its backlog).
  */
 import {spawn} from 'node:child_process'
 import {Agent, request} from 'node:http'
@@ -23,6 +23,8 @@ export interface ClientsReport {
 /** Clients whose every event is timed; the others only count theirs (the parsing would be the bottleneck). */
 const TIMED = 100
 const TS = '"ts":'
+/** The receivers stop once this long passes with no event. */
+const IDLE_MS = 10_000
 
 const histogram = new Histogram()
 const counts: number[] = []
@@ -117,7 +119,7 @@ process.on('message', async (message: ClientsStart | {stop: number}) => {
   let last = -1
   let idleSince = Date.now()
   const total = () => counts.reduce((a, b) => a + b, 0)
-  while (counts.some((c) => c < expected) && Date.now() - idleSince < 2000) {
+  while (counts.some((c) => c < expected) && Date.now() - idleSince < IDLE_MS) {
     await new Promise((r) => setTimeout(r, 10))
     if (total() !== last) {
       last = total()

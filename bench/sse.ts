@@ -60,6 +60,15 @@ async function waitForLine(child: ChildProcess, text: string): Promise<void> {
   })
 }
 
+/** Clients `raptor serve` dropped as slow consumers, from its /metrics. */
+async function serverDrops(streamUrl: string): Promise<number> {
+  const text = await (await fetch(new URL('/metrics', streamUrl))).text()
+  return [...text.matchAll(/^raptor_gateway_clients_dropped_total\{[^}]*\} (\d+)$/gm)].reduce(
+    (n, m) => n + Number(m[1]),
+    0,
+  )
+}
+
 async function publishAtRate(bus: RaptorBus, ms: number): Promise<number> {
   const payload = payloadMaker(SSE_PAYLOAD_BYTES, nowMicros)
   const started = performance.now()
@@ -117,12 +126,14 @@ async function oneRun(url: string, clients: number, s: Settings): Promise<SseRun
     const sent = await publishAtRate(bus, s.liveMs)
     receiver.send({stop: sent})
     const report = (await next()) as ClientsReport
+    // The server's own count: a dropped client that never read up to the reason does not know it.
+    const dropped = start.mode === 'sse' ? await serverDrops(start.url) : report.dropped
     const n = Math.max(clients, 1)
     return {
       sent,
       received: report.received,
       expected: sent * n,
-      dropped: report.dropped,
+      dropped,
       p50: report.latency.p50,
       p99: report.latency.p99,
       max: report.latency.max,

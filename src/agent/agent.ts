@@ -6,6 +6,7 @@ import {HEARTBEAT_CHANNEL} from '../bus/channels.js'
 import type {ConsumeOutcome, Consumer} from '../bus/consumer.js'
 import {InvalidInputError} from '../bus/errors.js'
 import {checkHandlerChannels} from '../bus/handler.js'
+import type {ChannelMetrics} from '../bus/metrics.js'
 import {setLongInterval, type LongTimer} from '../bus/timers.js'
 import type {AgentLog} from './log.js'
 import type {LoadedHandler} from './plugins.js'
@@ -194,6 +195,7 @@ export class Agent {
         this.options.metricsHost ?? DEFAULT_METRICS_HOST,
         () => this.healthy(),
         () => this.inFlight,
+        () => this.handlerState(),
       )
       log.write('info', `metrics on http://${this.metrics.host}:${this.metrics.port}/metrics`, {
         metricsHost: this.metrics.host,
@@ -236,6 +238,15 @@ export class Agent {
       agent: this.id,
       handlers: this.handlers.map((h) => h.name),
     })
+  }
+
+  /** Lag, pending and DLQ depth of the channels this agent's handlers consume (for `/metrics`). */
+  private async handlerState(): Promise<ChannelMetrics[]> {
+    const names = new Set(this.handlers.map((h) => h.name))
+    const {channels} = await this.bus.metrics()
+    return channels
+      .map((m) => ({...m, handlers: m.handlers.filter((h) => names.has(h.handler))}))
+      .filter((m) => m.handlers.length > 0)
   }
 
   private healthy(): {ok: boolean; detail: Record<string, unknown>} {

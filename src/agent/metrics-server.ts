@@ -2,6 +2,7 @@ import {createServer} from 'node:http'
 
 import type {ConsumeOutcome} from '../bus/consumer.js'
 import {InvalidInputError} from '../bus/errors.js'
+import type {ChannelMetrics} from '../bus/metrics.js'
 
 /** The agent's HTTP endpoint: `/metrics` (Prometheus text format) and `/healthz`. */
 export interface MetricsServer {
@@ -14,32 +15,35 @@ export interface MetricsServer {
 
 /**
  * Serves the agent's own metrics with prom-client (imported only when the port is asked for, to
- * keep start-up light). `/healthz` answers 200 while the agent is up and Redis is connected, else 503.
+ * keep start-up light): the standard Node.js process metrics (`process_*`, `nodejs_*`, unprefixed so
+ * that the usual dashboards find them), this agent's handler outcomes and attempt durations, and the
+ * state of its handlers read from Redis at each scrape (`raptor_consumer_lag`,
+ * `raptor_consumer_pending`, `raptor_requeue_length`, `raptor_dlq_depth` of their channels, named as
+ * in `raptor metrics --format prometheus`). `/healthz` answers 200 while the agent is up and Redis
+ * is connected, else 503.
  */
 export async function startMetricsServer(
   port: number,
   host: string,
   health: () => {ok: boolean; detail: Record<string, unknown>},
   inFlight: () => number,
+  state: () => Promise<ChannelMetrics[]>,
 ): Promise<MetricsServer> {
-  const {Registry, Counter, Gauge, Histogram, collectDefaultMetrics} = await import('prom-client')
+  const [{Registry, Counter, Gauge, Histogram, collectDefaultMetrics}, {stateGauges}] = await Promise.all([
+    import('prom-client'),
+    import('../bus/prometheus.js'),
+  ])
   const registry = new Registry()
-  collectDefaultMetrics({register: registry, prefix: 'raptor_agent_process_'})
+  collectDefaultMetrics({register: registry})
   const events = new Counter({
     name: 'raptor_agent_events_total',
-    help: 'Handler attempts by outcome (acked, retrying, dead-lettered, lost, skipped).',
-    labelNames: ['handler', 'outcome', 'channel'] as const,
-    registers: [registry],
-  })
-  const deadLettered = new Counter({
-    name: 'raptor_agent_dead_lettered_total',
-    help: 'Events dead-lettered by this agent, by reason.',
-    labelNames: ['handler', 'reason'] as const,
+    help: 'Handler attempts by outcome (acked, retrying, dead-lettered with its reason, lost, skipped).',
+    labelNames: ['handler', 'channel', 'outcome', 'reason'] as const,
     registers: [registry],
   })
   const duration = new Histogram({
     name: 'raptor_agent_handler_duration_seconds',
-    help: 'Duration of handler attempts.',
+    help: 'How long one handler attempt ran (attempts that never reached the handler are not counted).',
     labelNames: ['handler'] as const,
     buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30],
     registers: [registry],
@@ -52,10 +56,16 @@ export async function startMetricsServer(
       this.set(inFlight())
     },
   })
+  /** The agent's registry and, read now, the state of its handlers and their DLQs. */
+  const scrape = async () => {
+    const current = new Registry()
+    stateGauges(current, await state())
+    return Registry.merge([registry, current]).metrics()
+  }
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0]
     if (path === '/metrics') {
-      registry.metrics().then(
+      scrape().then(
         (text) => {
           res.writeHead(200, {'content-type': registry.contentType})
           res.end(text)
@@ -95,9 +105,9 @@ export async function startMetricsServer(
     port: typeof address === 'object' && address ? address.port : port,
     host: typeof address === 'object' && address ? address.address : host,
     record(o) {
-      events.inc({handler: o.handler, outcome: o.outcome, channel: o.channel})
-      if (o.outcome === 'dead-lettered' && o.reason) deadLettered.inc({handler: o.handler, reason: o.reason})
-      if (o.outcome !== 'skipped') duration.observe({handler: o.handler}, o.durationMs / 1000)
+      const labels = {handler: o.handler, channel: o.channel, outcome: o.outcome}
+      events.inc(o.outcome === 'dead-lettered' && o.reason ? {...labels, reason: o.reason} : labels)
+      if (o.ran) duration.observe({handler: o.handler}, o.durationMs / 1000)
     },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   }

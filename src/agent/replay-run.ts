@@ -1,6 +1,6 @@
 import type {RaptorBus} from '../bus/bus.js'
 import {channelMatcher} from '../bus/channels.js'
-import type {RaptorEvent} from '../bus/events.js'
+import type {RaptorEvent} from '../bus/envelope.js'
 import {invokeHandler, type HandlerLogger} from '../bus/handler.js'
 import type {LoadedHandler} from './plugins.js'
 

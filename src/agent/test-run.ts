@@ -1,12 +1,12 @@
 import {InvalidInputError} from '../bus/errors.js'
 import {
-  EnvelopeSchema,
   buildEnvelope,
+  checkEnvelope,
   formatIssues,
-  toIssues,
+  serializeData,
   type PublishInput,
   type RaptorEvent,
-} from '../bus/events.js'
+} from '../bus/envelope.js'
 import {channelMatcher} from '../bus/channels.js'
 import {invokeHandler} from '../bus/handler.js'
 import type {LoadedHandler} from './plugins.js'
@@ -35,14 +35,14 @@ export function toTestEvent(value: unknown, origin: string): RaptorEvent {
   }
   const v = value as Record<string, unknown>
   if (v.specversion !== undefined) {
-    const parsed = EnvelopeSchema.safeParse(v)
-    if (!parsed.success)
+    const parsed = checkEnvelope(v)
+    if (!parsed.ok)
       throw new InvalidInputError(
-        `event in ${origin} is not a valid envelope: ${formatIssues(toIssues(parsed.error))}`,
+        `event in ${origin} is not a valid envelope: ${formatIssues(parsed.issues)}`,
       )
-    return parsed.data
+    return parsed.event
   }
-  return buildEnvelope(
+  const event = buildEnvelope(
     {
       channel: v.channel as string,
       type: v.type as string,
@@ -53,6 +53,9 @@ export function toTestEvent(value: unknown, origin: string): RaptorEvent {
     },
     'raptor-agent-test',
   )
+  // The handler sees the payload as a consumer would: as it reads back from JSON.
+  serializeData(event.data, event.channel)
+  return event
 }
 
 /**

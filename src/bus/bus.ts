@@ -15,27 +15,35 @@ import {
 import {DEFAULT_MAX_PAYLOAD_BYTES, loadConfig, type RaptorConfig} from './config.js'
 import {
   DEFAULT_REDIS_URL,
+  adoptConnection,
   closeConnection,
   openConnection,
   type ConnectionChange,
   type ConnectionOptions,
 } from './connection.js'
-import {ClosedError, InvalidInputError} from './errors.js'
-import type {Payload, PayloadSchema, PublishInput, RaptorEvent} from './events.js'
+import {ClosedError, InvalidInputError, type MalformedEntryError} from './errors.js'
+import {
+  payloadSchemas,
+  type CloudEventInput,
+  type Payload,
+  type PayloadSchema,
+  type PublishInput,
+  type RaptorEvent,
+} from './envelope.js'
 import type {Consumer, ConsumeOptions} from './consumer.js'
 import type {Dlq} from './dlq.js'
 import type {HandlerDefinition} from './handler.js'
 import {baseHealth, overallStatus, thresholdChecks, type HealthOptions, type HealthReport} from './health.js'
-import {History, type HistoryEntry, type ReplayWindow} from './history.js'
+import {History, malformedEntry, type HistoryEntry, type ReplayWindow} from './history.js'
 import {Keys, PREFIX_PATTERN} from './keys.js'
 import {LiveHub, type LiveHandler, type LiveMeta, type SubscribeOptions, type Subscription} from './live.js'
 import type {BusMetrics, ChannelMetrics, MetricsReader} from './metrics.js'
-import {Publisher} from './publisher.js'
+import {Publisher, type PublishItem} from './publisher.js'
 import type {ReplayToOptions, ReplayToResult} from './replay.js'
 import type {Replies} from './request.js'
 import {defineScripts, type ScriptedRedis} from './scripts.js'
 import {compareIds, idTime} from './stream-ids.js'
-import {parseRedisUrl} from './url.js'
+import {activeTraceFields, startRequestSpan} from './tracing.js'
 
 /** The dead-letter operations of a bus (`bus.dlq`). */
 export type DlqApi = Pick<Dlq, 'list' | 'entries' | 'depths' | 'requeue' | 'purge'>
@@ -132,14 +140,15 @@ export class RaptorBus {
     readonly options: Required<Pick<BusOptions, 'prefix' | 'maxPayloadBytes' | 'source' | 'redisUrl'>> &
       BusOptions,
   ) {
-    this.keys = new Keys(options.prefix, parseRedisUrl(options.redisUrl).db)
+    // The database the command connection is on (pub/sub names carry it: pub/sub ignores databases).
+    this.keys = new Keys(options.prefix, redis.options.db ?? 0)
     this.topology = new Topology(options.channels)
     this.history = new History(redis, this.keys, this.topology)
     this.publisher = new Publisher({
       redis,
       keys: this.keys,
       topology: this.topology,
-      schemas: options.schemas ?? {},
+      schemas: payloadSchemas(options.schemas),
       maxPayloadBytes: options.maxPayloadBytes,
       defaultSource: options.source,
     })
@@ -193,19 +202,26 @@ export class RaptorBus {
         `invalid prefix '${prefix}': use letters, digits, _ and -, optionally joined by ':'`,
       )
     }
+    if (options.redis && options.redisUrl !== undefined)
+      throw new InvalidInputError('give RaptorBus.connect either redisUrl or redis (a client), not both')
     const merged = {
       ...options,
       redisUrl: options.redisUrl ?? fileConfig.redisUrl ?? DEFAULT_REDIS_URL,
       prefix,
       channels: [...(fileConfig.channels ?? []), ...(options.channels ?? [])],
-      schemas: {...fileConfig.schemas, ...options.schemas},
+      // No prototype: an event type named `constructor` or `__proto__` is just a name.
+      schemas: payloadSchemas(fileConfig.schemas, options.schemas),
       maxPayloadBytes: options.maxPayloadBytes ?? fileConfig.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
       source: options.source ?? 'raptorbus',
     }
     // Build the topology before connecting so that a bad config fails without touching Redis.
     new Topology(merged.channels)
     merged.onConnectionChange = linkMonitor(options.onConnectionChange)
-    const redis = defineScripts(await openConnection(merged, `${prefix}:cmd`))
+    const redis = defineScripts(
+      options.redis
+        ? await adoptConnection(options.redis, merged)
+        : await openConnection(merged, `${prefix}:cmd`),
+    )
     return new RaptorBus(redis, merged)
   }
 
@@ -214,20 +230,25 @@ export class RaptorBus {
   }
 
   /**
-   * Publishes one event and returns its id (`evt-<uuid>`).
+   * Publishes one event and returns its id: `{channel, type, payload, …}` ({@link PublishInput}),
+   * or a whole CloudEvent ({@link CloudEventInput}: anything with `specversion`, e.g. a `cloudevents`
+   * SDK event), whose every attribute is kept exactly. raptor makes the id (`evt-<uuid>`) and the
+   * time only when the producer gives none. Inside an active OpenTelemetry span, the event carries
+   * its trace context (`traceparent`/`tracestate`).
    * @throws InvalidInputError, SchemaViolationError, PayloadTooLargeError — nothing was written
    * @throws RoutingError — unknown channel; the event was parked in DLQ routing_error
    */
-  async publish(input: PublishInput): Promise<string> {
+  async publish(input: PublishInput | CloudEventInput): Promise<string> {
     this.ensureOpen()
     return this.publisher.publish(input)
   }
 
   /**
-   * Publishes many events in one pipelined round trip. All are checked first: when one is invalid
-   * (or addressed to an unknown channel), nothing is written.
+   * Publishes many events (each a {@link PublishInput} or a whole CloudEvent) in one pipelined round
+   * trip. All are checked first: when one is invalid (or addressed to an unknown channel), nothing
+   * is written.
    */
-  async publishMany(inputs: readonly PublishInput[]): Promise<string[]> {
+  async publishMany(inputs: readonly PublishItem[]): Promise<string[]> {
     this.ensureOpen()
     return this.publisher.publishMany(inputs)
   }
@@ -279,6 +300,7 @@ export class RaptorBus {
           signal?.throwIfAborted()
           last.set(entry.channel, entry.streamId)
           if (entry.event) await handler(entry.event, {channel: entry.channel, streamId: entry.streamId})
+          else options.onError?.(malformedEntry(entry))
         }
         signal?.throwIfAborted()
       } while (sub.takeOverflow())
@@ -362,10 +384,17 @@ export class RaptorBus {
     return (await this.history.get(eventId)).event
   }
 
-  /** A channel's history in publish order, within its retention, as an async iterator. */
-  replay(channel: string, window: ReplayWindow = {}): AsyncGenerator<RaptorEvent> {
+  /**
+   * A channel's history in publish order, within its retention, as an async iterator. Entries that
+   * are not valid events (a foreign `XADD`) are skipped; `onMalformed` hears of each.
+   */
+  replay(
+    channel: string,
+    window: ReplayWindow = {},
+    options: {onMalformed?: (error: MalformedEntryError) => void} = {},
+  ): AsyncGenerator<RaptorEvent> {
     this.ensureOpen()
-    return this.history.events(channel, window)
+    return this.history.events(channel, window, options.onMalformed)
   }
 
   /**
@@ -456,7 +485,7 @@ export class RaptorBus {
         keys: this.keys,
         history: this.history,
         connection: {...this.options, reconnect: true},
-        schemas: this.options.schemas ?? {},
+        schemas: payloadSchemas(this.options.schemas),
         publish: (input) => this.publish(input),
         reply: (request, payload, opts) => this.reply(request, payload, opts),
       },
@@ -482,7 +511,17 @@ export class RaptorBus {
     }
     const {timeoutMs = 30_000, ...publish} = input
     const correlationId = publish.correlationId ?? `req-${randomUUID()}`
-    return this.replies.request(correlationId, timeoutMs, () => this.publish({...publish, correlationId}))
+    const send = () => this.publish({...publish, correlationId})
+    const span = await startRequestSpan(publish.channel, correlationId)
+    if (!span) return this.replies.request(correlationId, timeoutMs, send)
+    try {
+      const reply = await span.run(() => this.replies!.request(correlationId, timeoutMs, send))
+      span.end({reply})
+      return reply
+    } catch (error) {
+      span.end({error})
+      throw error
+    }
   }
 
   /** Sends a reply to a request event (what `ctx.reply` does): live only, to the requester. */
@@ -497,13 +536,16 @@ export class RaptorBus {
         `event ${request.id} carries no correlationid: there is no request to reply to`,
       )
     }
-    const {json} = await this.publisher.prepare({
-      channel: request.channel,
-      type: options.type ?? `${request.type}.reply`,
-      payload,
-      source: options.source,
-      correlationId: request.correlationid,
-    })
+    const {json} = await this.publisher.prepare(
+      {
+        channel: request.channel,
+        type: options.type ?? `${request.type}.reply`,
+        payload,
+        source: options.source,
+        correlationId: request.correlationid,
+      },
+      await activeTraceFields(),
+    )
     await this.redis.publish(this.keys.reply(request.correlationid), json)
   }
 
@@ -531,7 +573,9 @@ export class RaptorBus {
       const hub = await this.live.catch(() => undefined)
       await hub?.clear().catch(() => {})
     }
-    for (const conn of [this.subConn, this.redis]) if (conn) await closeConnection(conn)
+    if (this.subConn) await closeConnection(this.subConn)
+    // A client handed to connect() belongs to the application: it stays open.
+    if (!this.options.redis) await closeConnection(this.redis)
   }
 }
 

@@ -78,9 +78,21 @@ export interface ChannelConfig {
  */
 export function channelMatcher(pattern: string): (channel: string) => boolean {
   if (pattern === '*' || pattern === '**' || pattern === '>') return () => true
+  // Live fan-out asks every subscription about every message: a plain name is one comparison, and
+  // a glob's answers are remembered per channel (channels are few; the memo is bounded anyway).
+  if (!isPattern(pattern)) return (channel) => channel === pattern
   const glob = pattern.replace(/\.>$/, '.**').split('.').join('/')
   const isMatch = picomatch(glob, {dot: true})
-  return (channel) => isMatch(channel.split('.').join('/'))
+  const memo = new Map<string, boolean>()
+  return (channel) => {
+    let hit = memo.get(channel)
+    if (hit === undefined) {
+      hit = isMatch(channel.split('.').join('/'))
+      if (memo.size >= 1024) memo.clear()
+      memo.set(channel, hit)
+    }
+    return hit
+  }
 }
 
 /** True when the string has glob characters. */

@@ -5,7 +5,7 @@ import {pathToFileURL} from 'node:url'
 import {RETENTION_BOUNDS, type ChannelConfig} from './channels.js'
 import {parseDuration} from './durations.js'
 import {ConfigError} from './errors.js'
-import {formatIssues, type PayloadSchema} from './envelope.js'
+import {formatIssues, toIssues, type PayloadSchema, type PayloadSchemas} from './envelope.js'
 
 /** Default limit on a payload's serialized size: 1 MiB. */
 export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
@@ -147,7 +147,6 @@ export async function loadConfig(path: string | undefined, cwd = process.cwd()):
     )
   }
   const {z} = await import('zod')
-  const {toIssues} = await import('./events.js')
   const parsed = configFileSchema(z).safeParse(raw)
   if (!parsed.success)
     throw new ConfigError(`invalid config ${file}: ${formatIssues(toIssues(parsed.error))}`, {path: file})
@@ -160,8 +159,12 @@ export async function loadConfig(path: string | undefined, cwd = process.cwd()):
       throw new ConfigError(`invalid config ${file}: ${(error as Error).message}`, {path: file})
     }
   }
-  const schemas: Record<string, PayloadSchema> = {}
-  for (const [type, schema] of Object.entries(config.schemas ?? {})) {
+  // Read the types from the file's own keys, into a map with no prototype: a type may be named
+  // `__proto__` or `constructor` (zod's record copy would turn `__proto__` into the map's prototype).
+  const schemas: PayloadSchemas = Object.create(null)
+  const given = ((raw as {schemas?: Record<string, unknown>}).schemas ?? {}) as Record<string, unknown>
+  for (const type of Object.keys(given)) {
+    const schema = given[type]
     if (isZodLike(schema)) {
       schemas[type] = schema
     } else if (typeof schema === 'object' && schema !== null) {

@@ -34,6 +34,12 @@ export interface ConnectionOptions {
    * @defaultValue `redis://127.0.0.1:6379/0`
    */
   redisUrl?: string
+  /**
+   * An ioredis client the application already has, instead of `redisUrl`: the bus runs its commands
+   * on it and makes the other connections it needs (live subscriber, blocking reads) with
+   * `duplicate()`. It must not have a `keyPrefix` (use the bus's `prefix`). `close()` leaves it open.
+   */
+  redis?: Redis
   /** How long the first connection may take before `connect` fails. @defaultValue 3000 */
   connectTimeoutMs?: number
   /**
@@ -232,11 +238,17 @@ export async function openConnection(
   clientName?: string,
   extra: RedisOptions = {},
 ): Promise<Redis> {
+  const timeout = options.connectTimeoutMs ?? 3000
+  const oneShot = options.reconnect === false
+  if (options.redis) {
+    // A client of the application's: its own options (auth, TLS, retries), one more connection.
+    const copy = await duplicate(options.redis, timeout, {...extra, connectionName: clientName})
+    if (options.onConnectionChange && !oneShot) watch(copy, clientName ?? 'redis', options.onConnectionChange)
+    return copy
+  }
   const raw = options.redisUrl ?? DEFAULT_REDIS_URL
   const url = parseRedisUrl(raw)
   guardDebugOutput(secretsOf(raw))
-  const timeout = options.connectTimeoutMs ?? 3000
-  const oneShot = options.reconnect === false
   const commandTimeout = options.commandTimeoutMs ?? (oneShot ? 5000 : undefined)
   let everReady = false
   const redis = new Redis({
@@ -287,6 +299,63 @@ export async function openConnection(
   }
   if (options.onConnectionChange && !oneShot) watch(redis, clientName ?? 'redis', options.onConnectionChange)
   return redis
+}
+
+/** Where a client points, for messages (no password). */
+function clientUrl(client: Redis): string {
+  const {host, port, db} = client.options
+  return `redis://${host ?? '127.0.0.1'}:${port ?? 6379}/${db ?? 0}`
+}
+
+/** Waits until a client is ready (connecting it when it was created with `lazyConnect`). */
+async function ready(client: Redis, timeoutMs: number): Promise<Redis> {
+  if (client.status === 'ready') return client
+  let timer: NodeJS.Timeout | undefined
+  let onReady: (() => void) | undefined
+  try {
+    await Promise.race([
+      client.status === 'wait'
+        ? client.connect()
+        : new Promise<void>((resolve) => client.once('ready', (onReady = resolve))),
+      new Promise((_, reject) => {
+        timer = setTimeout(
+          () => reject(Object.assign(new Error('connect timed out'), {code: 'ETIMEDOUT'})),
+          timeoutMs,
+        )
+      }),
+    ])
+  } catch (error) {
+    throw connectionError(clientUrl(client), error)
+  } finally {
+    clearTimeout(timer)
+    if (onReady) client.off('ready', onReady)
+  }
+  return client
+}
+
+/** One more connection like an application's client. */
+async function duplicate(client: Redis, timeoutMs: number, extra: RedisOptions): Promise<Redis> {
+  const copy = client.duplicate(extra)
+  // Errors after it is up are handled by its reconnecting; keep them from crashing the process.
+  copy.on('error', () => {})
+  try {
+    return await ready(copy, timeoutMs)
+  } catch (error) {
+    copy.disconnect()
+    throw error
+  }
+}
+
+/**
+ * Takes an application's ioredis client as the bus's command connection, once it is ready.
+ * @throws InvalidInputError when it has a `keyPrefix`; ConnectionError when it does not become ready
+ */
+export async function adoptConnection(client: Redis, options: ConnectionOptions): Promise<Redis> {
+  if (client.options.keyPrefix)
+    throw new InvalidInputError(
+      `the ioredis client given to RaptorBus.connect has keyPrefix '${client.options.keyPrefix}': remove it and pass the bus option prefix instead`,
+    )
+  return ready(client, options.connectTimeoutMs ?? 3000)
 }
 
 /**

@@ -10,7 +10,7 @@ import {
   type PayloadSchema,
   type PublishInput,
   type RaptorEvent,
-} from './events.js'
+} from './envelope.js'
 import {Abortable, backoffDelay, invokeHandler, type HandlerLogger, type ResolvedHandler} from './handler.js'
 import {toEntry} from './history.js'
 
@@ -26,7 +26,10 @@ export interface ConsumeOutcome {
   error?: string
   /** What else happened to the event: e.g. its history was trimmed while it was pending. */
   note?: string
+  /** How long the handler ran in this attempt (0 when it did not run). */
   durationMs: number
+  /** True when the handler ran in this attempt (false: e.g. a schema violation never reached it). */
+  ran?: boolean
   /** Next retry in ms (outcome `retrying`). */
   retryInMs?: number
 }
@@ -126,7 +129,6 @@ export class Handling {
       const error = `gave up after ${f.attempt} attempts that never finished (its consumer crashed or stalled each time, the last ones running it alone)`
       return this.deadLetter(f, base, {reason: 'max_retries_exceeded', error, ran: false})
     }
-    const started = Date.now()
     for (;;) {
       const entered = f.isolated
         ? await this.ctx.gate.enterAlone(this.ctx.stopping)
@@ -161,8 +163,8 @@ export class Handling {
         if (result.kind === 'stopped')
           return this.lost(f, base, durationMs, 'the consumer stopped while it ran')
         if (result.kind === 'ok') {
-          if (f.isolated) return await this.ackedAlone(f, base, attempt, started)
-          return this.ctx.acks.ack(f.source, f.id, true, this.ackReport(f, base, attempt, started))
+          if (f.isolated) return await this.ackedAlone(f, base, attempt, durationMs)
+          return this.ctx.acks.ack(f.source, f.id, true, this.ackReport(f, base, attempt, durationMs))
         }
         if (result.kind === 'timeout') {
           const error = `handler exceeded timeoutMs ${handler.timeoutMs}`
@@ -187,6 +189,7 @@ export class Handling {
           outcome: 'retrying',
           error: result.error,
           durationMs,
+          ran: true,
           retryInMs: backoffMs,
         })
       } finally {
@@ -231,7 +234,7 @@ export class Handling {
   }
 
   /** Reports an ack's outcome once Redis has answered. */
-  private ackReport(f: Flight, base: Partial<ConsumeOutcome>, attempt: number, started: number) {
+  private ackReport(f: Flight, base: Partial<ConsumeOutcome>, attempt: number, durationMs: number) {
     if (!this.ctx.reportsOutcomes) return undefined
     return (acked: boolean) =>
       acked
@@ -241,15 +244,16 @@ export class Handling {
             attempt,
             outcome: 'acked',
             note: f.trimmed ? TRIMMED_NOTE : undefined,
-            durationMs: Date.now() - started,
+            durationMs,
+            ran: true,
           })
-        : this.lost(f, base, Date.now() - started, 'another consumer took it over before the ack')
+        : this.lost(f, base, durationMs, 'another consumer took it over before the ack')
   }
 
   /** Acks an isolated run at once and waits for Redis, so that the next suspect runs after it. */
-  private async ackedAlone(f: Flight, base: Partial<ConsumeOutcome>, attempt: number, started: number) {
+  private async ackedAlone(f: Flight, base: Partial<ConsumeOutcome>, attempt: number, durationMs: number) {
     const acked = await this.ctx.scripts.ackNow(f.source, f.id)
-    this.ackReport(f, base, attempt, started)?.(acked)
+    this.ackReport(f, base, attempt, durationMs)?.(acked)
   }
 
   /** The one dead-letter path: parks the entry (fenced, atomic with its ack) and reports it. */
@@ -284,6 +288,7 @@ export class Handling {
       error: dead.error,
       note: f.trimmed ? TRIMMED_NOTE : undefined,
       durationMs,
+      ran: dead.ran,
     })
   }
 

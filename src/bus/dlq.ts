@@ -8,7 +8,7 @@ import {
   type DlqReason,
 } from './channels.js'
 import {InvalidInputError, RaptorError, RoutingError} from './errors.js'
-import {parseEnvelope, type PublishInput, type RaptorEvent} from './events.js'
+import {parseEnvelope, type PublishInput, type RaptorEvent} from './envelope.js'
 import type {History} from './history.js'
 import type {Keys} from './keys.js'
 import type {PreparedEvent} from './publisher.js'

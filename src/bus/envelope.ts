@@ -1,83 +1,325 @@
 /**
- * The envelope rules that the publish path needs, without zod: loading zod costs a one-shot CLI
- * command (`raptor publish`) about a hundred modules. The zod schemas in `events.ts` stay the
- * definition; they are loaded only when an envelope is not plainly valid (to word the error), or by
- * code that asks for them (history, live, `raptor schema`).
+ * The raptor event envelope, in one module: its rules, the one validator every path uses (publish,
+ * history, live, durable consume), the zod schema that states the same rules for types and JSON
+ * Schema, building an envelope from publish input or a whole CloudEvent, and the serializer.
+ *
+ * The validator ({@link checkEnvelope}) is plain JavaScript: loading zod costs a one-shot command
+ * about a hundred modules, and reading events must not depend on whether zod happens to be loaded.
+ * The zod schema ({@link loadEnvelopeSchema}) is loaded only by code that asks for it (`raptor
+ * schema`, the JSON Schema); a property test (test/bus/envelope.test.ts) shows that both accept
+ * exactly the same values, and that {@link serializeEnvelope} writes exactly `JSON.stringify`.
  */
 import {randomUUID} from 'node:crypto'
 
-import {PayloadTooLargeError, SchemaViolationError, type SchemaIssue} from './errors.js'
-import type {RaptorEvent} from './events.js'
+import type {z} from 'zod'
+
+import {InvalidInputError, PayloadTooLargeError, SchemaViolationError, type SchemaIssue} from './errors.js'
 
 /** Event priorities, lowest first. */
 export const PRIORITIES = ['low', 'normal', 'high', 'critical'] as const
-/** Event priority. */
+/** Event priority (an absent priority means `normal`). */
 export type Priority = (typeof PRIORITIES)[number]
 /** The payload of an event: a JSON object. */
 export type Payload = Record<string, unknown>
+/** The value of a CloudEvents extension attribute. */
+export type ExtensionValue = string | number | boolean
 
 export const TYPE_PATTERN = /^[A-Za-z0-9_.:-]+$/
 export const CHANNEL_PATTERN = /^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/
-export const ID_PATTERN = /^evt-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
+/** A CloudEvents attribute name: lowercase ASCII letters and digits (raptor allows up to 64). */
+export const ATTRIBUTE_NAME_PATTERN = /^[a-z0-9]{1,64}$/
+/** Longest `id`, `source` and `correlationid`. */
+export const MAX_ID_LENGTH = 256
+/** Longest `subject`, `dataschema`, trace context and string extension value. */
+export const MAX_TEXT_LENGTH = 4096
+/** Deepest nesting of objects and arrays in `data` (`data` itself is level 1). */
+export const MAX_DATA_DEPTH = 128
+/** CloudEvents Integer: a signed 32-bit whole number. */
+const INT32_MIN = -(2 ** 31)
+const INT32_MAX = 2 ** 31 - 1
+
+/**
+ * RFC 3339 `date-time` (any precision, `Z` or a numeric offset); the field ranges are checked by
+ * {@link isRfc3339}.
+ */
+const RFC3339_PATTERN =
+  /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,30})?([Zz]|[+-](\d{2}):(\d{2}))$/
+/** A JSON media type: `application/json`, `text/json`, `application/<x>+json`, with parameters. */
+const JSON_MEDIA_TYPE = /^(application|text)\/([A-Za-z0-9!#$&^_.+-]+\+)?json(\s*;.*)?$/i
+/**
+ * What a CloudEvents String may not contain: control characters (U+0000–U+001F, U+007F–U+009F),
+ * Unicode noncharacters, and unpaired surrogates (which a `u` regex sees as code points of category Cs).
+ */
+const NOT_CE_TEXT = /[\p{Cc}\p{Cs}\p{Noncharacter_Code_Point}]/u
 
 /** True for a valid channel name (dot-separated lowercase segments of `[a-z0-9_-]`, at most 256 chars). */
 export function isChannelName(name: string): boolean {
   return name.length <= 256 && CHANNEL_PATTERN.test(name)
 }
 
-/** Exactly what `Date.prototype.toISOString` writes; any other time text goes through zod. */
-const ISO_TIME_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
+/** True for a CloudEvents String of 1..max characters: printable, well-formed Unicode. */
+function isCeText(value: unknown, max: number): value is string {
+  return typeof value === 'string' && value.length >= 1 && value.length <= max && !NOT_CE_TEXT.test(value)
+}
 
-const isText = (value: unknown, max: number): value is string =>
-  typeof value === 'string' && value.length >= 1 && value.length <= max
+const DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+
+/** True for an RFC 3339 timestamp whose fields are in range (a leap second `:60` is allowed). */
+export function isRfc3339(value: unknown): value is string {
+  if (typeof value !== 'string' || value.length > 64) return false
+  const m = RFC3339_PATTERN.exec(value)
+  if (!m) return false
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number)
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)
+  const days = month === 2 && leap ? 29 : DAYS[month - 1]
+  if (month < 1 || month > 12 || day < 1 || day > days) return false
+  if (hour > 23 || minute > 59 || second > 60) return false
+  return m[9] === undefined || (Number(m[9]) <= 23 && Number(m[10]) <= 59)
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false
+  const proto = Object.getPrototypeOf(value)
+  return proto === Object.prototype || proto === null
+}
+
+const MAX_SAFE = Number.MAX_SAFE_INTEGER
 
 /**
- * The envelope check of the publish and live paths, without zod: a plain-JS copy of
- * {@link EnvelopeSchema} for well-formed envelopes. It returns the event (unknown keys stripped, as
- * zod does) or `undefined` when anything is off, and the caller then runs the zod schema, which
- * decides and words the error. It never accepts what the schema rejects; it may defer to zod for
- * valid but unusual input (a time with an offset, a missing priority).
+ * What is wrong with a JSON value nested in `data`, if anything: too deep, a number that is not
+ * finite, or an integer beyond ±2^53 written as an integer (it would not read back the same).
+ * Integers from 1e21 up are written in exponent form by JSON.stringify, so they are floats on the wire.
  */
-export function quickEnvelope(value: unknown): RaptorEvent | undefined {
-  if (typeof value !== 'object' || value === null) return undefined
-  const v = value as Record<string, unknown>
-  const {data, correlationid} = v
-  if (
-    v.specversion !== '1.0' ||
-    typeof v.id !== 'string' ||
-    !ID_PATTERN.test(v.id) ||
-    !isText(v.type, 128) ||
-    !TYPE_PATTERN.test(v.type) ||
-    !isText(v.source, 256) ||
-    typeof v.time !== 'string' ||
-    !ISO_TIME_PATTERN.test(v.time) ||
-    Number.isNaN(Date.parse(v.time)) ||
-    v.datacontenttype !== 'application/json' ||
-    typeof data !== 'object' ||
-    data === null ||
-    Array.isArray(data) ||
-    Object.getPrototypeOf(data) !== Object.prototype ||
-    typeof v.channel !== 'string' ||
-    v.channel.length > 256 ||
-    !CHANNEL_PATTERN.test(v.channel) ||
-    !(PRIORITIES as readonly unknown[]).includes(v.priority) ||
-    (correlationid !== undefined && !isText(correlationid, 256))
-  )
+function dataValueIssue(value: unknown, path: string, depth: number): SchemaIssue | undefined {
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value))
+      return {path, message: `${value} is not a finite number: JSON cannot carry it`}
+    const size = Math.abs(value)
+    if (size > MAX_SAFE && size < 1e21 && Number.isInteger(value))
+      return {
+        path,
+        message: `integer ${value} is beyond ±2^53 and cannot round-trip through JSON exactly: send it as a string`,
+      }
     return undefined
-  const event: RaptorEvent = {
-    specversion: '1.0',
-    id: v.id,
-    type: v.type,
-    source: v.source,
-    time: v.time,
-    datacontenttype: 'application/json',
-    data: data as Record<string, unknown>,
-    channel: v.channel,
-    priority: v.priority as Priority,
   }
-  if (correlationid !== undefined) event.correlationid = correlationid as string
-  return event
+  if (typeof value !== 'object' || value === null) return undefined
+  if (depth >= MAX_DATA_DEPTH)
+    return {
+      path: path.length > 60 ? `${path.slice(0, 59)}…` : path,
+      message: `nests deeper than ${MAX_DATA_DEPTH} levels: flatten the payload`,
+    }
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const issue = dataValueIssue(value[i], `${path}.${i}`, depth + 1)
+      if (issue) return issue
+    }
+    return undefined
+  }
+  for (const key in value) {
+    if (!Object.hasOwn(value, key)) continue
+    const issue = dataValueIssue((value as Record<string, unknown>)[key], `${path}.${key}`, depth + 1)
+    if (issue) return issue
+  }
+  return undefined
 }
+
+/** What is wrong with `data` as read back from JSON, if anything. */
+function dataIssue(data: unknown): SchemaIssue | undefined {
+  if (!isPlainObject(data)) return {path: 'data', message: 'must be a JSON object, e.g. {"key":"value"}'}
+  return dataValueIssue(data, 'data', 0)
+}
+
+const CE_TEXT = 'must be 1-%d characters without control characters, noncharacters or unpaired surrogates'
+const textMessage = (max: number) => CE_TEXT.replace('%d', String(max))
+
+/** One attribute's rule: whether it is required, and what is wrong with a value (undefined: nothing). */
+interface AttributeRule {
+  required: boolean
+  check(value: unknown): string | undefined
+}
+
+const text =
+  (max: number) =>
+  (value: unknown): string | undefined =>
+    isCeText(value, max) ? undefined : textMessage(max)
+
+/** The attributes raptor knows, in the order raptor writes them. Any other is an extension. */
+const ATTRIBUTES = new Map<string, AttributeRule>([
+  ['specversion', {required: true, check: (v) => (v === '1.0' ? undefined : 'must be "1.0"')}],
+  ['id', {required: true, check: text(MAX_ID_LENGTH)}],
+  [
+    'type',
+    {
+      required: true,
+      check: (v) =>
+        typeof v === 'string' && v.length >= 1 && v.length <= 128 && TYPE_PATTERN.test(v)
+          ? undefined
+          : 'type must be 1-128 characters of A-Z a-z 0-9 _ . : -',
+    },
+  ],
+  ['source', {required: true, check: text(MAX_ID_LENGTH)}],
+  [
+    'time',
+    {
+      required: true,
+      check: (v) =>
+        isRfc3339(v) ? undefined : 'must be an RFC 3339 timestamp, e.g. 2026-11-29T07:00:00Z or …+02:00',
+    },
+  ],
+  [
+    'datacontenttype',
+    {
+      required: false,
+      check: (v) =>
+        typeof v === 'string' && JSON_MEDIA_TYPE.test(v)
+          ? undefined
+          : 'must be a JSON media type (application/json)',
+    },
+  ],
+  [
+    'dataschema',
+    {
+      required: false,
+      check: (v) => (isCeText(v, MAX_TEXT_LENGTH) && URL.canParse(v) ? undefined : 'must be an absolute URI'),
+    },
+  ],
+  ['subject', {required: false, check: text(MAX_TEXT_LENGTH)}],
+  [
+    'channel',
+    {
+      required: true,
+      check: (v) =>
+        typeof v === 'string' && isChannelName(v)
+          ? undefined
+          : 'channel must be dot-separated lowercase segments of a-z 0-9 _ -',
+    },
+  ],
+  [
+    'priority',
+    {
+      required: false,
+      check: (v) =>
+        (PRIORITIES as readonly unknown[]).includes(v)
+          ? undefined
+          : `must be one of ${PRIORITIES.join(', ')}`,
+    },
+  ],
+  ['correlationid', {required: false, check: text(MAX_ID_LENGTH)}],
+  ['traceparent', {required: false, check: text(MAX_TEXT_LENGTH)}],
+  ['tracestate', {required: false, check: text(MAX_TEXT_LENGTH)}],
+  // data is checked apart (last, as raptor writes it), see dataIssue.
+])
+
+/** What is wrong with an extension attribute's value: a String, an Integer (32-bit) or a Boolean. */
+function extensionIssue(value: unknown): string | undefined {
+  if (typeof value === 'boolean') return undefined
+  if (typeof value === 'number')
+    return Number.isInteger(value) && value >= INT32_MIN && value <= INT32_MAX
+      ? undefined
+      : 'must be a string, a 32-bit integer or a boolean (CloudEvents type system)'
+  if (typeof value === 'string')
+    return isCeText(value, MAX_TEXT_LENGTH) ? undefined : textMessage(MAX_TEXT_LENGTH)
+  return 'must be a string, a 32-bit integer or a boolean (CloudEvents type system)'
+}
+
+/**
+ * The issues of every attribute but `data`'s contents (`data` must be a plain object). An absent
+ * optional attribute is absent or `undefined`.
+ */
+function attributeIssues(v: Record<string, unknown>): SchemaIssue[] {
+  let issues: SchemaIssue[] | undefined
+  const add = (path: string, message: string) => (issues ??= []).push({path, message})
+  for (const [name, rule] of ATTRIBUTES) {
+    const value = v[name]
+    if (value === undefined) {
+      if (rule.required) add(name, 'is required')
+      continue
+    }
+    const message = rule.check(value)
+    if (message) add(name, message)
+  }
+  for (const key of Object.keys(v)) {
+    if (key === 'data' || ATTRIBUTES.has(key)) continue
+    const message = ATTRIBUTE_NAME_PATTERN.test(key)
+      ? extensionIssue(v[key])
+      : 'is not a CloudEvents attribute name: use 1-64 lowercase letters and digits (put other data in data)'
+    if (message) add(key, message)
+  }
+  if (!isPlainObject(v.data)) add('data', 'must be a JSON object, e.g. {"key":"value"}')
+  return issues ?? []
+}
+
+/**
+ * A raptor event: a CloudEvents 1.0 structured-mode JSON object with the raptor extensions
+ * `channel`, `priority` and `correlationid`, the trace context `traceparent`/`tracestate`, and any
+ * other CloudEvents extension attribute, kept as the producer gave it.
+ */
+export type RaptorEvent = z.infer<ReturnType<typeof defineEnvelopeSchema>>
+
+/** Result of checking an envelope. */
+export type ParsedEnvelope = {ok: true; event: RaptorEvent} | {ok: false; issues: SchemaIssue[]}
+
+/**
+ * The one rule of validity, for an envelope as read back from JSON (history, live, a consumer):
+ * the value itself when it is a valid raptor event (nothing is copied, reordered or filled in),
+ * else every issue found. It agrees exactly with the zod schema (see the property test).
+ */
+export function checkEnvelope(value: unknown): ParsedEnvelope {
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return {ok: false, issues: [{path: '(root)', message: 'must be a JSON object'}]}
+  const issues = attributeIssues(value as Record<string, unknown>)
+  if (issues.length === 0) {
+    const data = dataIssue((value as Record<string, unknown>).data)
+    if (data) issues.push(data)
+  }
+  return issues.length === 0 ? {ok: true, event: value as RaptorEvent} : {ok: false, issues}
+}
+
+/** Parses envelope JSON text (from Redis) without throwing, then {@link checkEnvelope}. */
+export function parseEnvelope(json: string | undefined | null): ParsedEnvelope {
+  if (json === undefined || json === null)
+    return {ok: false, issues: [{path: '(root)', message: 'entry has no envelope field'}]}
+  let value: unknown
+  try {
+    value = JSON.parse(json)
+  } catch (error) {
+    return {ok: false, issues: [{path: '(root)', message: `not JSON: ${(error as Error).message}`}]}
+  }
+  return checkEnvelope(value)
+}
+
+/** Formats schema issues for a one-line message. */
+export function formatIssues(issues: readonly SchemaIssue[]): string {
+  return issues.map((i) => `${i.path}: ${i.message}`).join('; ')
+}
+
+/** Converts the issues of a zod error (any version) into raptor's short `{path, message}` form. */
+export function toIssues(error: {
+  issues: readonly {path: readonly PropertyKey[]; message: string}[]
+}): SchemaIssue[] {
+  return error.issues.map((i) => ({path: i.path.map(String).join('.') || '(root)', message: i.message}))
+}
+
+/**
+ * Serializes a valid envelope whose `data` is already JSON text (`dataJson`), so that the payload —
+ * the only large part — is stringified once on the publish path. The result is exactly
+ * `JSON.stringify(event)` when `dataJson` is `JSON.stringify(event.data)`.
+ */
+export function serializeEnvelope(event: RaptorEvent, dataJson: string): string {
+  let out = '{'
+  for (const key in event) {
+    if (!Object.hasOwn(event, key)) continue
+    const value = event[key]
+    if (value === undefined) continue
+    // Attribute names are lowercase letters and digits: they need no escaping.
+    out += `${out.length > 1 ? ',' : ''}"${key}":${key === 'data' ? dataJson : JSON.stringify(value)}`
+  }
+  return out + '}'
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building an envelope for publishing
+// ---------------------------------------------------------------------------------------------
 
 /** What a publisher gives; the bus fills in the rest of the envelope. */
 export interface PublishInput {
@@ -91,10 +333,49 @@ export interface PublishInput {
   priority?: Priority
   /** Publishing agent id. @defaultValue the bus's `source` option */
   source?: string
-  /** Request id for request/response. */
+  /** Request id for request/response (`correlationid`). */
   correlationId?: string
-  /** Event id; normally left out so that a fresh `evt-<uuid>` is made. */
+  /**
+   * Event id: any CloudEvents id (1–256 printable characters), kept as given.
+   * @defaultValue a fresh `evt-<uuid v4>`
+   */
   id?: string
+  /**
+   * Event time: an RFC 3339 timestamp kept exactly as given (any precision, any offset), or a Date.
+   * @defaultValue the time of publication
+   */
+  time?: string | Date
+  /** CloudEvents `subject`. */
+  subject?: string
+  /** CloudEvents `dataschema`: an absolute URI. */
+  dataschema?: string
+  /**
+   * More CloudEvents extension attributes (names: lowercase letters and digits; values: strings,
+   * 32-bit integers, booleans), e.g. `{tenant: 'acme'}`. `traceparent`/`tracestate` given here are
+   * kept instead of the active trace context.
+   */
+  extensions?: Record<string, ExtensionValue>
+}
+
+/**
+ * A whole CloudEvent to publish as it is (structured-mode JSON form, or an SDK `CloudEvent`): every
+ * attribute is kept exactly; raptor fills in `id` (`evt-<uuid>`) and `time` only when absent. The
+ * channel is its `channel` extension attribute.
+ */
+export type CloudEventInput = {
+  specversion: '1.0'
+  id?: string
+  time?: string
+  type: string
+  source: string
+  channel: string
+  data: Payload
+  [attribute: string]: unknown
+}
+
+/** True when publish input is a whole CloudEvent (it has `specversion`), not a {@link PublishInput}. */
+export function isCloudEventInput(input: PublishInput | CloudEventInput): input is CloudEventInput {
+  return typeof input === 'object' && input !== null && 'specversion' in input
 }
 
 /** Returns a fresh event id: `evt-<uuid v4>`. */
@@ -102,9 +383,137 @@ export function newEventId(): string {
   return `evt-${randomUUID()}`
 }
 
-/** Formats schema issues for a one-line message. */
-export function formatIssues(issues: SchemaIssue[]): string {
-  return issues.map((i) => `${i.path}: ${i.message}`).join('; ')
+/** W3C trace context to put on an event (the CloudEvents distributed-tracing extension). */
+export interface TraceFields {
+  traceparent: string
+  tracestate?: string
+}
+
+/** Attribute names a PublishInput's `extensions` may not use: they have their own fields. */
+const RESERVED_EXTENSIONS = new Set([...ATTRIBUTES.keys(), 'data'].filter((n) => !n.startsWith('trace')))
+
+/**
+ * The envelope publish input asks for, unchecked: attributes in raptor's order, `data` last. Also
+ * takes a whole CloudEvent (own enumerable attributes, `undefined` ones left out).
+ * @throws InvalidInputError when the input is not an object or `extensions` names a core attribute
+ */
+export function candidateEnvelope(
+  input: PublishInput | CloudEventInput,
+  defaultSource: string,
+  trace?: TraceFields,
+): Record<string, unknown> {
+  if (typeof input !== 'object' || input === null)
+    throw new InvalidInputError('publish input must be an object: {channel, type, payload} or a CloudEvent')
+  if (isCloudEventInput(input)) {
+    // The producer's attributes in the producer's order; only a missing id or time is filled in.
+    const event: Record<string, unknown> = {}
+    if (input.id === undefined) event.id = newEventId()
+    if (input.time === undefined) event.time = new Date().toISOString()
+    for (const key of Object.keys(input)) {
+      if (key === '__proto__')
+        throw new InvalidInputError('__proto__ is not a CloudEvents attribute name', {channel: input.channel})
+      if (input[key] !== undefined) event[key] = input[key]
+    }
+    if (trace && input.traceparent === undefined) Object.assign(event, trace)
+    return event
+  }
+  const payload = input.payload ?? {}
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload))
+    throw new InvalidInputError('payload must be a JSON object, e.g. {"key":"value"}', {
+      channel: input.channel,
+    })
+  const event: Record<string, unknown> = {
+    specversion: '1.0',
+    id: input.id ?? newEventId(),
+    type: input.type,
+    source: input.source ?? defaultSource,
+    time: input.time instanceof Date ? input.time.toISOString() : (input.time ?? new Date().toISOString()),
+    datacontenttype: 'application/json',
+  }
+  if (input.subject !== undefined) event.subject = input.subject
+  if (input.dataschema !== undefined) event.dataschema = input.dataschema
+  event.channel = input.channel
+  event.priority = input.priority ?? 'normal'
+  if (input.correlationId !== undefined) event.correlationid = input.correlationId
+  const extensions = input.extensions ?? {}
+  if (trace && extensions.traceparent === undefined) Object.assign(event, trace)
+  for (const key of Object.keys(extensions)) {
+    if (RESERVED_EXTENSIONS.has(key) || key === '__proto__')
+      throw new InvalidInputError(
+        `extensions.${key} is a CloudEvents or raptor attribute: give it as its own field, not as an extension`,
+        {channel: input.channel},
+      )
+    if (extensions[key] !== undefined) event[key] = extensions[key]
+  }
+  event.data = payload
+  return event
+}
+
+/**
+ * Builds and checks the envelope of publish input; the payload is checked as serialized (see
+ * {@link serializeData}).
+ * @throws InvalidInputError naming every attribute at fault
+ */
+export function buildEnvelope(
+  input: PublishInput | CloudEventInput,
+  defaultSource: string,
+  trace?: TraceFields,
+): RaptorEvent {
+  const candidate = candidateEnvelope(input, defaultSource, trace)
+  const issues = attributeIssues(candidate)
+  if (issues.length > 0) {
+    const channel = typeof candidate.channel === 'string' ? candidate.channel : undefined
+    throw new InvalidInputError(`invalid event: ${formatIssues(issues)}`, {channel, issues})
+  }
+  return candidate as RaptorEvent
+}
+
+/** Counts occurrences of a character, stopping past `limit`. */
+function countUpTo(text: string, char: string, limit: number): number {
+  let n = 0
+  for (let at = text.indexOf(char); at !== -1 && n <= limit; at = text.indexOf(char, at + 1)) n++
+  return n
+}
+
+/**
+ * Serializes a payload and checks what was serialized, not only what was passed: it must be a JSON
+ * object (a `toJSON` may turn it into something else), and it must read back the same: no
+ * non-finite number (JSON writes `null`), no integer beyond ±2^53, no nesting deeper than
+ * {@link MAX_DATA_DEPTH} — the rules {@link checkEnvelope} applies when it is read.
+ * @returns the payload's JSON text
+ * @throws InvalidInputError when it cannot be written as it is
+ */
+export function serializeData(data: unknown, channel: string): string {
+  const fail = (message: string) => new InvalidInputError(`payload ${message}`, {channel})
+  let json: string | undefined
+  try {
+    json = JSON.stringify(data)
+  } catch (error) {
+    throw fail(`cannot be serialized as JSON: ${(error as Error).message}`)
+  }
+  if (typeof json !== 'string' || json.charCodeAt(0) !== 123 /* { */)
+    throw fail(
+      `serializes to ${json === undefined ? 'nothing' : json.slice(0, 40)}, not a JSON object: check its toJSON`,
+    )
+  // Common payloads pass three native scans; only a suspicious one is looked at closely.
+  if (json.includes('null')) {
+    try {
+      JSON.stringify(data, function (this: unknown, key, value: unknown) {
+        if (typeof value === 'number' && !Number.isFinite(value)) throw new RangeError(`${key}: ${value}`)
+        return value
+      })
+    } catch (error) {
+      throw fail(`holds a number JSON cannot carry (${(error as Error).message}): send it as a string`)
+    }
+  }
+  if (
+    countUpTo(json, '{', MAX_DATA_DEPTH) + countUpTo(json, '[', MAX_DATA_DEPTH) > MAX_DATA_DEPTH ||
+    /\d{16}/.test(json)
+  ) {
+    const issue = dataIssue(JSON.parse(json))
+    if (issue) throw fail(`${issue.path}: ${issue.message}`)
+  }
+  return json
 }
 
 /**
@@ -118,6 +527,16 @@ export interface PayloadSchema {
     | {success: false; error: {issues: {path: PropertyKey[]; message: string}[]}}
 }
 
+/** Payload schemas by event type: a map with no prototype, so that no type name reaches Object's own. */
+export type PayloadSchemas = Record<string, PayloadSchema>
+
+/** A map of payload schemas with no prototype, from entries or objects (later ones win). */
+export function payloadSchemas(...sources: (Record<string, PayloadSchema> | undefined)[]): PayloadSchemas {
+  const map: PayloadSchemas = Object.create(null)
+  for (const source of sources) if (source) for (const key of Object.keys(source)) map[key] = source[key]
+  return map
+}
+
 /** Checks a payload against its type's registered schema. @throws SchemaViolationError */
 export function checkPayload(
   event: Pick<RaptorEvent, 'type' | 'data' | 'channel'>,
@@ -126,10 +545,7 @@ export function checkPayload(
   if (!schema) return
   const result = schema.safeParse(event.data)
   if (!result.success) {
-    const issues = result.error.issues.map((i) => ({
-      path: i.path.map(String).join('.') || '(root)',
-      message: i.message,
-    }))
+    const issues = toIssues(result.error)
     throw new SchemaViolationError(
       `payload of type '${event.type}' fails its schema: ${formatIssues(issues)}`,
       issues,
@@ -146,63 +562,98 @@ export function checkSize(payloadBytes: number, limit: number, channel: string):
   if (payloadBytes > limit) throw new PayloadTooLargeError(payloadBytes, limit, {channel})
 }
 
-/**
- * The envelope of publish input when it is plainly valid, or `undefined` (then `buildEnvelope` of
- * `events.ts` checks it with zod and words the error).
- */
-export function quickBuild(input: PublishInput, defaultSource: string): RaptorEvent | undefined {
-  const candidate = candidateEnvelope(input, defaultSource)
-  return candidate && quickEnvelope(candidate)
-}
+// ---------------------------------------------------------------------------------------------
+// The zod schema: the same rules, for types and JSON Schema (loaded on demand)
+// ---------------------------------------------------------------------------------------------
 
-/** The envelope publish input asks for, unchecked; undefined when the payload is not a JSON object. */
-export function candidateEnvelope(
-  input: PublishInput,
-  defaultSource: string,
-): Record<string, unknown> | undefined {
-  const payload = input.payload ?? {}
-  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) return undefined
-  return {
-    specversion: '1.0',
-    id: input.id ?? newEventId(),
-    type: input.type,
-    source: input.source ?? defaultSource,
-    time: new Date().toISOString(),
-    datacontenttype: 'application/json',
-    data: payload,
-    channel: input.channel,
-    priority: input.priority ?? 'normal',
-    ...(input.correlationId === undefined ? {} : {correlationid: input.correlationId}),
+/** The envelope schema, built with the zod given (so that zod is imported only when it is wanted). */
+function defineEnvelopeSchema(zod: typeof z) {
+  const ceText = (max: number) =>
+    zod
+      .string()
+      .min(1)
+      .max(max)
+      .refine((s) => isCeText(s, max), textMessage(max))
+  const extensionValue = {
+    anyOf: [
+      {type: 'string', minLength: 1, maxLength: MAX_TEXT_LENGTH},
+      {type: 'integer', minimum: INT32_MIN, maximum: INT32_MAX},
+      {type: 'boolean'},
+    ],
   }
+  return zod
+    .object({
+      specversion: zod.literal('1.0'),
+      id: ceText(MAX_ID_LENGTH),
+      type: zod
+        .string()
+        .min(1)
+        .max(128)
+        .regex(TYPE_PATTERN, 'type must be 1-128 characters of A-Z a-z 0-9 _ . : -'),
+      source: ceText(MAX_ID_LENGTH),
+      time: zod
+        .string()
+        .max(64)
+        .regex(RFC3339_PATTERN)
+        .refine(isRfc3339, 'must be an RFC 3339 timestamp')
+        .meta({format: 'date-time'}),
+      datacontenttype: zod.string().regex(JSON_MEDIA_TYPE).optional(),
+      dataschema: ceText(MAX_TEXT_LENGTH)
+        .refine((s) => URL.canParse(s), 'must be an absolute URI')
+        .meta({format: 'uri'})
+        .optional(),
+      subject: ceText(MAX_TEXT_LENGTH).optional(),
+      data: zod
+        .custom<Record<string, unknown>>(isPlainObject, 'must be a JSON object')
+        .superRefine((data, ctx) => {
+          const issue = dataValueIssue(data, 'data', 0)
+          if (issue) ctx.addIssue({code: 'custom', message: `${issue.path}: ${issue.message}`})
+        })
+        .meta({type: 'object', description: `a JSON object, nesting at most ${MAX_DATA_DEPTH} levels`}),
+      channel: zod
+        .string()
+        .max(256)
+        .regex(CHANNEL_PATTERN, 'channel must be dot-separated lowercase segments of a-z 0-9 _ -'),
+      priority: zod.enum(PRIORITIES).optional(),
+      correlationid: ceText(MAX_ID_LENGTH).optional(),
+      traceparent: ceText(MAX_TEXT_LENGTH).optional(),
+      tracestate: ceText(MAX_TEXT_LENGTH).optional(),
+    })
+    .catchall(zod.unknown())
+    .superRefine((event, ctx) => {
+      for (const key of Object.keys(event)) {
+        if (ATTRIBUTES.has(key) || key === 'data') continue
+        const message = ATTRIBUTE_NAME_PATTERN.test(key)
+          ? extensionIssue(event[key])
+          : 'is not a CloudEvents attribute name'
+        if (message) ctx.addIssue({code: 'custom', path: [key], message})
+      }
+    })
+    .meta({
+      title: 'raptor event',
+      description:
+        'CloudEvents 1.0 structured-mode JSON envelope with the raptor extensions channel, priority ' +
+        '(absent means normal) and correlationid, the W3C trace context traceparent/tracestate, and any ' +
+        `other CloudEvents extension. data nests at most ${MAX_DATA_DEPTH} levels, and holds no ` +
+        'integer beyond ±2^53.',
+      propertyNames: {pattern: ATTRIBUTE_NAME_PATTERN.source},
+      additionalProperties: extensionValue,
+    })
 }
 
-/** Result of parsing a stored or received envelope. */
-export type ParsedEnvelope = {ok: true; event: RaptorEvent} | {ok: false; issues: SchemaIssue[]}
+/** The zod schema of the envelope. */
+export type EnvelopeSchema = ReturnType<typeof defineEnvelopeSchema>
 
-let slowParse: ((value: unknown) => ParsedEnvelope) | undefined
+let schema: Promise<EnvelopeSchema> | undefined
 
-/** Loads the zod schemas (once), so that `parseEnvelope` can word what is wrong with an envelope. */
-export async function loadEnvelopeSchema(): Promise<void> {
-  if (slowParse) return
-  const {checkEnvelope} = await import('./events.js')
-  slowParse = checkEnvelope
+/** The zod schema of the envelope (imports zod on first call). It accepts exactly what {@link checkEnvelope} does. */
+export function loadEnvelopeSchema(): Promise<EnvelopeSchema> {
+  schema ??= import('zod').then(({z}) => defineEnvelopeSchema(z))
+  return schema
 }
 
-/**
- * Parses envelope JSON text without throwing; used on everything read back from Redis. Readers call
- * {@link loadEnvelopeSchema} first so that a bad envelope's issues come from the zod schema.
- */
-export function parseEnvelope(json: string | undefined | null): ParsedEnvelope {
-  if (json === undefined || json === null)
-    return {ok: false, issues: [{path: '(root)', message: 'entry has no envelope field'}]}
-  let value: unknown
-  try {
-    value = JSON.parse(json)
-  } catch (error) {
-    return {ok: false, issues: [{path: '(root)', message: `not JSON: ${(error as Error).message}`}]}
-  }
-  const quick = quickEnvelope(value)
-  if (quick) return {ok: true, event: quick}
-  if (slowParse) return slowParse(value)
-  return {ok: false, issues: [{path: '(root)', message: 'not a valid raptor envelope'}]}
+/** The JSON Schema of the envelope (draft 2020-12), as printed by `raptor schema`. */
+export async function envelopeJsonSchema(): Promise<Record<string, unknown>> {
+  const [{z}, envelope] = await Promise.all([import('zod'), loadEnvelopeSchema()])
+  return z.toJSONSchema(envelope, {io: 'input', unrepresentable: 'any'}) as Record<string, unknown>
 }

@@ -17,6 +17,7 @@ export type RaptorErrorCode =
   | 'PLUGIN_ERROR'
   | 'CLOSED'
   | 'PARTIAL'
+  | 'MALFORMED_ENTRY'
 
 /** Base class of every error raptorbus throws on purpose. */
 export class RaptorError extends Error {
@@ -145,5 +146,18 @@ export class PartialError extends RaptorError {
     options?: ErrorOptions,
   ) {
     super('PARTIAL', message, {published: ids.length}, options)
+  }
+}
+
+/**
+ * A stored or received entry that is not a valid event envelope (written by a foreign `XADD`, say):
+ * readers skip it and say so; `getEvent` of its id throws this. `issues` says what is wrong.
+ */
+export class MalformedEntryError extends RaptorError {
+  readonly issues: SchemaIssue[]
+
+  constructor(message: string, issues: SchemaIssue[], context: Record<string, unknown> = {}) {
+    super('MALFORMED_ENTRY', message, {...context, issues})
+    this.issues = issues
   }
 }

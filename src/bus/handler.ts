@@ -2,9 +2,9 @@ import {z} from 'zod'
 
 import {assertChannelPattern, isPattern, type Topology} from './channels.js'
 import {PluginError, TimeoutError} from './errors.js'
-import type {Payload, PublishInput, RaptorEvent} from './events.js'
-import {formatIssues, toIssues} from './events.js'
+import {formatIssues, toIssues, type Payload, type PublishInput, type RaptorEvent} from './envelope.js'
 import {setLongTimeout, type LongTimer} from './timers.js'
+import {startHandlerSpan, tracingRegistered} from './tracing.js'
 
 /** Retry backoff: capped exponential with optional full jitter. */
 export interface BackoffOptions {
@@ -27,7 +27,7 @@ export interface HandlerLogger {
 
 /** What a handler receives beside the event. */
 export interface HandlerContext {
-  /** Publishes an event (source defaults to the consumer's id). */
+  /** Publishes an event (source defaults to the consumer's id); it continues this event's trace. */
   publish(input: PublishInput): Promise<string>
   /** Answers the request this event carries (its `correlationid`); a no-op error when it carries none. */
   reply(payload: Payload, options?: {type?: string}): Promise<void>
@@ -68,10 +68,7 @@ export type ResolvedHandler = Required<Omit<HandlerDefinition, 'types' | 'backof
   backoff: Required<BackoffOptions>
 }
 
-/** Typed identity helper for plugin authors. */
-export function defineHandler<T extends HandlerDefinition | HandlerDefinition[]>(definition: T): T {
-  return definition
-}
+export {defineHandler} from './define-handler.js'
 
 /** Default retry, timeout and concurrency settings. */
 export const HANDLER_DEFAULTS = {
@@ -223,13 +220,31 @@ function errorText(error: unknown): string {
  * Runs a handler once under its timeout: past `timeoutMs` the context's signal aborts and the run
  * counts as timed out at once (the slot is free); a late completion changes nothing. An abort from
  * outside (`abortable.abort`) ends it as `stopped`. A handler that returns without a promise costs no
- * timer at all.
+ * timer at all. With OpenTelemetry registered, the run is a consumer span, the child of the event's
+ * trace context (src/bus/tracing.ts).
  */
 export async function invokeHandler(
   handler: Pick<ResolvedHandler, 'name' | 'timeoutMs' | 'handle'>,
   event: RaptorEvent,
   context: Omit<HandlerContext, 'signal'>,
   abortable = new Abortable(),
+): Promise<AttemptResult> {
+  if (!tracingRegistered()) return runHandler(handler, event, context, abortable)
+  const span = await startHandlerSpan(event, {
+    handler: context.handler,
+    channel: context.channel,
+    attempt: context.attempt,
+  })
+  const result = await span.run(() => runHandler(handler, event, context, abortable))
+  span.end(result)
+  return result
+}
+
+async function runHandler(
+  handler: Pick<ResolvedHandler, 'name' | 'timeoutMs' | 'handle'>,
+  event: RaptorEvent,
+  context: Omit<HandlerContext, 'signal'>,
+  abortable: Abortable,
 ): Promise<AttemptResult> {
   const ctx = context as HandlerContext
   Object.defineProperty(ctx, 'signal', {get: () => abortable.signal, enumerable: true, configurable: true})

@@ -2,9 +2,9 @@ import type {Redis} from 'ioredis'
 
 import type {Topology} from './channels.js'
 import {assertChannelName} from './channels.js'
-import {NotFoundError, type SchemaIssue} from './errors.js'
-import {loadEnvelopeSchema, parseEnvelope} from './envelope.js'
-import type {RaptorEvent} from './events.js'
+import {MalformedEntryError, NotFoundError, type SchemaIssue} from './errors.js'
+import {formatIssues, parseEnvelope} from './envelope.js'
+import type {RaptorEvent} from './envelope.js'
 import type {Keys} from './keys.js'
 import {compareIds, idAt, idTime} from './stream-ids.js'
 
@@ -39,9 +39,19 @@ function toMs(value: number | Date | undefined): number | undefined {
 }
 
 function fieldsOf(flat: string[]): Record<string, string> {
-  const fields: Record<string, string> = {}
+  // No prototype: field names come from whoever wrote the entry.
+  const fields: Record<string, string> = Object.create(null)
   for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i]] = flat[i + 1]
   return fields
+}
+
+/** The error that says a history entry is not an event (for readers that skip it, and for `get`). */
+export function malformedEntry(entry: Extract<HistoryEntry, {issues: SchemaIssue[]}>): MalformedEntryError {
+  return new MalformedEntryError(
+    `malformed entry ${entry.streamId} on ${entry.channel}: ${formatIssues(entry.issues)}`,
+    entry.issues,
+    {channel: entry.channel, streamId: entry.streamId},
+  )
 }
 
 /** Turns one XRANGE/XREADGROUP entry into a history entry. */
@@ -97,7 +107,6 @@ export class History {
   /** Entries of one channel in publish order (malformed ones included, flagged by `issues`). */
   async *entries(channel: string, window: ReplayWindow = {}, stopAt?: string): AsyncGenerator<HistoryEntry> {
     assertChannelName(channel)
-    await loadEnvelopeSchema()
     const {start, startExclusive, end} = await this.bounds(channel, window)
     const types = window.types && window.types.length > 0 ? new Set(window.types) : undefined
     let cursor = start
@@ -124,21 +133,32 @@ export class History {
     }
   }
 
-  /** Events of one channel in publish order; malformed entries are skipped. */
-  async *events(channel: string, window: ReplayWindow = {}): AsyncGenerator<RaptorEvent> {
-    for await (const entry of this.entries(channel, window)) if (entry.event) yield entry.event
+  /**
+   * Events of one channel in publish order; malformed entries are skipped, each reported to
+   * `onMalformed` when given.
+   */
+  async *events(
+    channel: string,
+    window: ReplayWindow = {},
+    onMalformed?: (error: MalformedEntryError) => void,
+  ): AsyncGenerator<RaptorEvent> {
+    for await (const entry of this.entries(channel, window)) {
+      if (entry.event) yield entry.event
+      else onMalformed?.(malformedEntry(entry))
+    }
   }
 
   /**
    * One event by id, from whichever channel holds it.
    * @throws NotFoundError when no channel holds it (never published, or expired with its retention)
+   * @throws MalformedEntryError when the entry it names is not a valid envelope
    */
   async get(eventId: string): Promise<{event: RaptorEvent; channel: string; streamId: string}> {
-    await loadEnvelopeSchema()
     const channels = await this.knownChannels()
     const pipeline = this.redis.pipeline()
     for (const c of channels) pipeline.get(this.keys.eventIndex(c, eventId))
     const results = (await pipeline.exec()) ?? []
+    let malformed: MalformedEntryError | undefined
     for (let i = 0; i < channels.length; i++) {
       const streamId = results[i]?.[1] as string | null
       if (!streamId) continue
@@ -149,6 +169,11 @@ export class History {
       if (page.length === 0) continue
       const entry = toEntry(channels[i], page[0][0], page[0][1])
       if (entry.event) return {event: entry.event, channel: channels[i], streamId}
+      malformed ??= malformedEntry(entry)
+    }
+    if (malformed) {
+      malformed.message = `event ${eventId} is stored as a ${malformed.message}: it cannot be shown`
+      throw malformed
     }
     throw new NotFoundError(
       `event ${eventId} not found: it was never published here or has expired with its channel's retention`,

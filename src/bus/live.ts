@@ -1,8 +1,9 @@
 import type {Redis} from 'ioredis'
 
 import {channelMatcher} from './channels.js'
-import {isChannelName, loadEnvelopeSchema, parseEnvelope} from './envelope.js'
-import type {RaptorEvent} from './events.js'
+import {formatIssues, isChannelName, parseEnvelope} from './envelope.js'
+import {MalformedEntryError} from './errors.js'
+import type {RaptorEvent} from './envelope.js'
 import type {Keys} from './keys.js'
 
 /** Where a live event came from. */
@@ -33,7 +34,10 @@ export interface SubscribeOptions {
    * @defaultValue 10000
    */
   maxInFlight?: number
-  /** Called with handler errors and malformed messages. @defaultValue ignore */
+  /**
+   * Called with handler errors, and with a `MalformedEntryError` for each message (or `since`
+   * history entry) that is not a valid event and was skipped. @defaultValue ignore
+   */
   onError?: (error: Error) => void
   /**
    * Called when the subscription is back after Redis disconnected it (a restart, or Redis cutting
@@ -148,7 +152,6 @@ export class LiveHub {
     handler: LiveHandler,
     options: SubscribeOptions & {hold?: boolean; maxHeld?: number} = {},
   ): Promise<HeldSubscription> {
-    await loadEnvelopeSchema()
     const list = patterns.length > 0 ? [...patterns] : ['**']
     const entry: Entry = {
       patterns: list,
@@ -259,7 +262,10 @@ export class LiveHub {
         const space = message.indexOf(' ')
         const parsed = parseEnvelope(message.slice(space + 1))
         if (!parsed.ok) {
-          entry.onError(new Error(`malformed live message on ${channel}: ${parsed.issues[0]?.message}`))
+          const streamId = message.slice(0, space)
+          const text = `malformed live message ${streamId} on ${channel}: ${formatIssues(parsed.issues)}`
+          const error = new MalformedEntryError(text, parsed.issues, {channel, streamId})
+          for (const e of this.entries) if (e.matchers.some((m) => m(channel))) e.onError(error)
           return
         }
         event = parsed.event

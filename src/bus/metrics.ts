@@ -1,5 +1,4 @@
 import type {Redis} from 'ioredis'
-import {Counter, Gauge, Registry} from 'prom-client'
 
 import {DLQ_REASONS, ROUTING_DLQ_CHANNEL, type DlqReason, type Topology} from './channels.js'
 import {readAgents} from './health.js'
@@ -256,86 +255,4 @@ export class MetricsReader {
     }
     return n
   }
-}
-
-function snake(name: string): string {
-  return name.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase())
-}
-
-const COUNTER_HELP: Record<CounterName, string> = {
-  published: 'Events published',
-  liveDelivered: 'Live (pub/sub) deliveries',
-  delivered: 'Events handed to handlers, redeliveries included',
-  acked: 'Events acknowledged by handlers',
-  failed: 'Handler attempts that threw or timed out',
-  retried: 'Handler retries',
-  deadLettered: 'Events dead-lettered',
-  duplicates: 'Deliveries after a reclaim from another consumer',
-  requeued: 'Dead letters requeued',
-  trimmedWhilePending: 'Pending events whose history retention trimmed before their outcome',
-}
-
-/**
- * Renders metrics in the Prometheus text exposition format (with `# HELP` and `# TYPE`), through a
- * prom-client registry. Labels: `channel`, and `handler` or `reason` where they apply.
- */
-export async function toPrometheus(metrics: BusMetrics | {channels: ChannelMetrics[]}): Promise<string> {
-  const registry = new Registry()
-  const registers = [registry]
-  const hasHandlers = metrics.channels.some((m) => m.handlers.length > 0)
-  for (const c of COUNTERS) {
-    const channel = new Counter({
-      name: `raptor_${snake(c)}_total`,
-      help: `${COUNTER_HELP[c]}, per channel.`,
-      labelNames: ['channel'],
-      registers,
-    })
-    const handler = hasHandlers
-      ? new Counter({
-          name: `raptor_handler_${snake(c)}_total`,
-          help: `${COUNTER_HELP[c]}, per channel and handler.`,
-          labelNames: ['channel', 'handler'],
-          registers,
-        })
-      : undefined
-    for (const m of metrics.channels) {
-      channel.inc({channel: m.channel}, m.counters[c])
-      for (const h of m.handlers) handler?.inc({channel: m.channel, handler: h.handler}, h.counters[c])
-    }
-  }
-  const gauge = (name: string, help: string, labelNames: string[]) =>
-    new Gauge({name, help, labelNames, registers})
-  const length = gauge('raptor_stream_length', 'Entries in the channel history stream.', ['channel'])
-  const retention = gauge('raptor_retention_seconds', 'History retention of the channel.', ['channel'])
-  const lag = gauge('raptor_consumer_lag', 'Entries not yet delivered to the handler.', [
-    'channel',
-    'handler',
-  ])
-  const pending = gauge('raptor_consumer_pending', 'Entries delivered, not yet acknowledged.', [
-    'channel',
-    'handler',
-  ])
-  const requeue = gauge('raptor_requeue_length', 'Entries in the handler requeue stream.', [
-    'channel',
-    'handler',
-  ])
-  const dlq = gauge('raptor_dlq_depth', 'Entries in the dead-letter queue.', ['channel', 'reason'])
-  for (const m of metrics.channels) {
-    length.set({channel: m.channel}, m.streamLength)
-    if (m.retentionMs !== null) retention.set({channel: m.channel}, m.retentionMs / 1000)
-    for (const h of m.handlers) {
-      const labels = {channel: m.channel, handler: h.handler}
-      if (h.lag !== null) lag.set(labels, h.lag)
-      pending.set(labels, h.pending)
-      requeue.set(labels, h.requeueLength)
-    }
-    for (const r of DLQ_REASONS) dlq.set({channel: m.channel, reason: r}, m.dlqDepth[r])
-  }
-  if ('subscribers' in metrics) {
-    gauge('raptor_live_subscribers', 'Live subscriber connections.', []).set(metrics.subscribers)
-    const agents = gauge('raptor_agents', 'Registered agents by heartbeat state.', ['state'])
-    agents.set({state: 'live'}, metrics.agents.live)
-    agents.set({state: 'stale'}, metrics.agents.stale)
-  }
-  return registry.metrics()
 }

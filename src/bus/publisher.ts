@@ -1,10 +1,21 @@
 import type {ChannelSpec, Topology} from './channels.js'
 import {DLQ_RETENTION_MS, ROUTING_DLQ_CHANNEL, assertChannelName} from './channels.js'
 import {InvalidInputError, PartialError, RoutingError} from './errors.js'
-import {checkPayload, checkSize, quickBuild, type PayloadSchema, type PublishInput} from './envelope.js'
-import type {RaptorEvent} from './events.js'
+import {
+  buildEnvelope,
+  checkPayload,
+  checkSize,
+  serializeData,
+  serializeEnvelope,
+  type CloudEventInput,
+  type PayloadSchemas,
+  type PublishInput,
+  type RaptorEvent,
+  type TraceFields,
+} from './envelope.js'
 import type {Keys} from './keys.js'
 import {scriptPipeline, type ScriptedRedis} from './scripts.js'
+import {startProducerSpan, tracingRegistered, type ProducerSpan} from './tracing.js'
 
 declare module './scripts.js' {
   interface ScriptCommands {
@@ -71,32 +82,32 @@ export interface PublisherContext {
   redis: ScriptedRedis
   keys: Keys
   topology: Topology
-  schemas: Record<string, PayloadSchema>
+  /** Payload schemas by type (a map with no prototype). */
+  schemas: PayloadSchemas
   maxPayloadBytes: number
   defaultSource: string
 }
 
-/**
- * Serializes an envelope whose payload is already JSON, so that the payload (the only large part)
- * is stringified exactly once on the publish path.
- */
-export function serializeEnvelope(event: RaptorEvent, dataJson: string): string {
-  const q = JSON.stringify
-  const correlation = event.correlationid === undefined ? '' : `,"correlationid":${q(event.correlationid)}`
-  return (
-    `{"specversion":"1.0","id":${q(event.id)},"type":${q(event.type)},"source":${q(event.source)},` +
-    `"time":${q(event.time)},"datacontenttype":"application/json","channel":${q(event.channel)},` +
-    `"priority":${q(event.priority)}${correlation},"data":${dataJson}}`
-  )
-}
+/** What can be published: a {@link PublishInput}, or a whole CloudEvent kept as it is. */
+export type PublishItem = PublishInput | CloudEventInput
 
-function stringifyPayload(data: unknown, channel: string): string {
+/** Runs a publish inside a producer span when the caller is inside a trace (see tracing.ts). */
+async function traced<T extends string | string[]>(
+  channel: string,
+  count: number,
+  run: (trace?: TraceFields) => Promise<T>,
+): Promise<T> {
+  const span: ProducerSpan | undefined = tracingRegistered()
+    ? await startProducerSpan(channel, count)
+    : undefined
+  if (!span) return run()
   try {
-    return JSON.stringify(data)
+    const result = await run(span.fields)
+    span.end({ids: typeof result === 'string' ? [result] : result})
+    return result
   } catch (error) {
-    throw new InvalidInputError(`payload cannot be serialized as JSON: ${(error as Error).message}`, {
-      channel,
-    })
+    span.end({error})
+    throw error
   }
 }
 
@@ -107,21 +118,22 @@ export class Publisher {
   constructor(private readonly ctx: PublisherContext) {}
 
   /**
-   * Checks an event fully (envelope, size, payload schema, routing) without writing anything.
-   * An unknown channel yields `spec: undefined` so that the caller can park it.
+   * Checks an event fully (envelope, the payload as serialized, size, payload schema, routing)
+   * without writing anything. An unknown channel yields `spec: undefined` so that the caller can
+   * park it. `trace` goes on the event unless it carries a `traceparent` of its own.
    */
   async prepare(
-    input: PublishInput,
+    input: PublishItem,
+    trace?: TraceFields,
   ): Promise<{event: RaptorEvent; json: string; spec: ChannelSpec | undefined}> {
-    if (typeof input.channel !== 'string') throw new InvalidInputError('channel is required')
+    if (typeof input?.channel !== 'string') throw new InvalidInputError('channel is required')
     assertChannelName(input.channel)
-    // zod (events.ts) is loaded only for input that is not plainly valid, to word the error.
-    const event =
-      quickBuild(input, this.ctx.defaultSource) ??
-      (await import('./events.js')).buildEnvelope(input, this.ctx.defaultSource)
-    const dataJson = stringifyPayload(event.data, event.channel)
+    const event = buildEnvelope(input, this.ctx.defaultSource, trace)
+    const dataJson = serializeData(event.data, event.channel)
     checkSize(Buffer.byteLength(dataJson), this.ctx.maxPayloadBytes, event.channel)
-    checkPayload(event, this.ctx.schemas[event.type])
+    const schema = this.ctx.schemas[event.type]
+    // The schema sees the payload as consumers will read it: what was serialized.
+    if (schema) checkPayload({...event, data: JSON.parse(dataJson) as RaptorEvent['data']}, schema)
     return {event, json: serializeEnvelope(event, dataJson), spec: this.ctx.topology.resolve(event.channel)}
   }
 
@@ -130,8 +142,12 @@ export class Publisher {
    * @throws InvalidInputError, SchemaViolationError, PayloadTooLargeError (nothing written),
    *   RoutingError (the event is parked in DLQ routing_error)
    */
-  async publish(input: PublishInput): Promise<string> {
-    const prepared = await this.prepare(input)
+  async publish(input: PublishItem): Promise<string> {
+    return traced(input?.channel, 1, (trace) => this.publishOne(input, trace))
+  }
+
+  private async publishOne(input: PublishItem, trace?: TraceFields): Promise<string> {
+    const prepared = await this.prepare(input, trace)
     if (!prepared.spec) throw await this.park(prepared.event, prepared.json)
     // One event: a plain EVALSHA at once (no pipeline, no waiting for other publishes: coalescing
     // them per tick measured slower for concurrent single publishes and added a hop of latency).
@@ -158,11 +174,15 @@ export class Publisher {
    * one in the batch means nothing is sent.
    * @returns the event ids, in order
    */
-  async publishMany(inputs: readonly PublishInput[]): Promise<string[]> {
+  async publishMany(inputs: readonly PublishItem[]): Promise<string[]> {
+    return traced(inputs[0]?.channel, inputs.length, (trace) => this.publishBatch(inputs, trace))
+  }
+
+  private async publishBatch(inputs: readonly PublishItem[], trace?: TraceFields): Promise<string[]> {
     const prepared = []
     for (const [index, input] of inputs.entries()) {
       try {
-        prepared.push(await this.prepare(input))
+        prepared.push(await this.prepare(input, trace))
       } catch (error) {
         if (error instanceof Error && inputs.length > 1)
           error.message = `event ${index + 1}: ${error.message}`

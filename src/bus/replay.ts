@@ -1,6 +1,6 @@
 import {assertChannelName, type Topology} from './channels.js'
 import {RoutingError} from './errors.js'
-import type {RaptorEvent} from './events.js'
+import type {RaptorEvent} from './envelope.js'
 import type {History, ReplayWindow} from './history.js'
 import type {PreparedEvent, Publisher} from './publisher.js'
 
@@ -22,6 +22,8 @@ export interface ReplayToResult {
   toChannel: string
   /** Events published anew. */
   republished: number
+  /** Entries in the window that were not valid events (skipped). */
+  skipped: number
 }
 
 /** Events per pipelined round trip when no rate is set. */
@@ -46,7 +48,7 @@ export async function replayTo(
   if (!topology.resolve(toChannel)) throw new RoutingError(toChannel, topology.nearest(toChannel), false)
   const now = await history.serverTime()
   const until = window.until === undefined ? now : Math.min(now, +window.until)
-  const result: ReplayToResult = {channel, toChannel, republished: 0}
+  const result: ReplayToResult = {channel, toChannel, republished: 0, skipped: 0}
   const intervalMs = options.rate && options.rate > 0 ? 1000 / options.rate : 0
   let started: number | undefined
   let batch: PreparedEvent[] = []
@@ -66,7 +68,7 @@ export async function replayTo(
       source: event.source,
       correlationId: event.correlationid,
     })) as PreparedEvent
-  for await (const event of history.events(channel, {...window, until})) {
+  for await (const event of history.events(channel, {...window, until}, () => result.skipped++)) {
     if (options.signal?.aborted) break
     batch.push(await copy(event))
     if (intervalMs > 0) {

@@ -1,7 +1,7 @@
 import type {Redis} from 'ioredis'
 
 import {TimeoutError} from './errors.js'
-import {parseEnvelope, type RaptorEvent} from './events.js'
+import {parseEnvelope, type RaptorEvent} from './envelope.js'
 import type {Keys} from './keys.js'
 import {setLongTimeout, type LongTimer} from './timers.js'
 

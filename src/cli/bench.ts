@@ -3,7 +3,7 @@ import {randomBytes} from 'node:crypto'
 import {RaptorBus, type BusOptions} from '../bus/bus.js'
 import type {Consumer} from '../bus/consumer.js'
 import {InvalidInputError} from '../bus/errors.js'
-import type {RaptorEvent} from '../bus/events.js'
+import type {RaptorEvent} from '../bus/envelope.js'
 import {Histogram, nowMicros, type LatencySummary} from './histogram.js'
 
 /** What `raptor bench` runs. */

@@ -28,6 +28,7 @@ const BY_CODE: Record<string, number> = {
   TIMEOUT: ExitCode.FAILED,
   PARTIAL: ExitCode.PARTIAL,
   CLOSED: ExitCode.FAILED,
+  MALFORMED_ENTRY: ExitCode.FAILED,
 }
 
 /** Errors of ioredis that mean the connection to Redis was lost mid-command, or Redis stopped answering. */

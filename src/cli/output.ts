@@ -1,7 +1,7 @@
 import chalk, {Chalk, type ChalkInstance} from 'chalk'
 import Table from 'cli-table3'
 
-import type {RaptorEvent} from '../bus/events.js'
+import type {RaptorEvent} from '../bus/envelope.js'
 
 /** True when stdout is a terminal: colour, tables and progress are for people only. */
 export function isTty(stream: NodeJS.WriteStream = process.stdout): boolean {
@@ -53,9 +53,11 @@ const PRIORITY_COLOURS = {
 
 /** One readable line for an event: time, priority, channel, type, source, payload cut to the width. */
 export function eventLine(event: RaptorEvent, c: ChalkInstance = palette(), columns = width()): string {
-  const time = printable(String(event.time).slice(11, 23))
-  const priority = printable(String(event.priority)).padEnd(8)
-  const colour = c[PRIORITY_COLOURS[event.priority] ?? 'white']
+  // The time of day as the producer wrote it (any RFC 3339 precision), to the millisecond.
+  const time = printable(/[Tt](\d{2}:\d{2}:\d{2}(\.\d{1,3})?)/.exec(event.time)?.[1] ?? String(event.time))
+  const level = event.priority ?? 'normal'
+  const priority = printable(String(level)).padEnd(8)
+  const colour = c[PRIORITY_COLOURS[level] ?? 'white']
   const [channel, type, source] = [event.channel, event.type, event.source].map((v) => printable(String(v)))
   const head = `${time} ${priority} ${channel} ${type} ${source} `
   const payload = printable(JSON.stringify(event.data) ?? 'null')

@@ -1,6 +1,6 @@
 import {Args} from '@oclif/core'
 
-import type {RaptorEvent} from '../bus/events.js'
+import type {RaptorEvent} from '../bus/envelope.js'
 import {BaseCommand} from '../cli/base-command.js'
 import {isTty} from '../cli/output.js'
 

@@ -2,7 +2,7 @@ import {Flags} from '@oclif/core'
 
 import {DLQ_REASONS} from '../bus/channels.js'
 import {formatDuration} from '../bus/durations.js'
-import {toPrometheus, type BusMetrics, type ChannelMetrics} from '../bus/metrics.js'
+import type {BusMetrics, ChannelMetrics} from '../bus/metrics.js'
 import {sleepLong} from '../bus/timers.js'
 import {BaseCommand} from '../cli/base-command.js'
 import {ExitCode} from '../cli/exit-codes.js'
@@ -79,7 +79,10 @@ export default class Metrics extends BaseCommand<typeof Metrics> {
   }
 
   private async render(m: BusMetrics | ChannelMetrics, format: 'table' | 'prometheus'): Promise<string> {
-    if (format === 'prometheus') return toPrometheus('global' in m ? m : {channels: [m]})
+    if (format === 'prometheus') {
+      const {toPrometheus} = await import('../bus/prometheus.js')
+      return toPrometheus('global' in m ? m : {channels: [m]})
+    }
     const c = palette()
     const channels = 'global' in m ? m.channels : [m]
     const out: string[] = []

@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {InvalidInputError, PartialError} from '../bus/errors.js'
-import {PRIORITIES, type Priority, type PublishInput} from '../bus/envelope.js'
+import {PRIORITIES, type CloudEventInput, type Priority, type PublishInput} from '../bus/envelope.js'
 import {BaseCommand} from '../cli/base-command.js'
 import {ExitCode, exitCodeFor} from '../cli/exit-codes.js'
 import {asPayload, parseNdjson, parsePayload, readArgText} from '../cli/input.js'
@@ -18,13 +18,14 @@ export default class Publish extends BaseCommand<typeof Publish> {
   static override summary = 'Publish events to a channel.'
   static override description = `Validates each event (envelope, payload schema, size, channel) and writes it with one Lua script: history, get-by-id index, counters and live fan-out. Nothing is written when any event is invalid. An unknown channel parks the event in DLQ routing_error and exits 2.
 
-Bulk: --ndjson FILE (or - for stdin) publishes one event per line, pipelined. A line is either a payload object (with --channel and --type) or {"channel","type","payload","priority","source","correlationId"}.`
+Bulk: --ndjson FILE (or - for stdin) publishes one event per line, pipelined. A line is a whole CloudEvent (it has "specversion", e.g. a line of replay --json: published exactly as it is, id and time included; --channel re-targets it), or {"channel","type","payload","priority","source","correlationId","id","time","subject","dataschema","extensions"}, or a bare payload object (with --channel and --type).`
 
   static override examples = [
     `<%= config.bin %> <%= command.id %> --channel sys.alert.warning --type disk_low --payload '{"free":0.05}'`,
     '<%= config.bin %> <%= command.id %> -c sys.guild.research.broadcast -t research_complete --payload @result.json --priority high',
     `echo '{"n":1}' | <%= config.bin %> <%= command.id %> -c sys.state.update -t tick --payload @-`,
     '<%= config.bin %> <%= command.id %> --ndjson events.ndjson --json',
+    '<%= config.bin %> replay sys.state.update --since 1h --json | <%= config.bin %> <%= command.id %> --ndjson -',
   ]
 
   static override flags = {
@@ -138,7 +139,7 @@ Bulk: --ndjson FILE (or - for stdin) publishes one event per line, pipelined. A 
     return {...this.common(), channel: flags.channel, type: flags.type, payload}
   }
 
-  private async bulk(file: string): Promise<PublishInput[]> {
+  private async bulk(file: string): Promise<(PublishInput | CloudEventInput)[]> {
     const {flags} = this
     const {text, origin} = await readArgText(file === '-' ? '@-' : `@${file}`, '--ndjson')
     const lines = parseNdjson(text, origin)
@@ -150,6 +151,11 @@ Bulk: --ndjson FILE (or - for stdin) publishes one event per line, pipelined. A 
         throw new InvalidInputError(`${where} must be a JSON object`)
       }
       const record = line as Record<string, unknown>
+      // A whole CloudEvent (e.g. from `raptor replay --json`): published exactly as it is.
+      if (record.specversion !== undefined) {
+        const event = record as CloudEventInput
+        return flags.channel === undefined ? event : {...event, channel: flags.channel}
+      }
       const isEnvelope =
         typeof record.channel === 'string' && typeof record.type === 'string' && !flags.channel
       if (!isEnvelope) {
@@ -160,16 +166,59 @@ Bulk: --ndjson FILE (or - for stdin) publishes one event per line, pipelined. A 
         }
         return {...this.common(), channel: flags.channel, type: flags.type, payload: asPayload(record, where)}
       }
-      const payload = record.payload ?? record.data ?? {}
-      return {
-        ...this.common(),
-        channel: record.channel as string,
-        type: record.type as string,
-        payload: asPayload(payload, where),
-        ...(typeof record.priority === 'string' ? {priority: record.priority as Priority} : {}),
-        ...(typeof record.source === 'string' ? {source: record.source} : {}),
-        ...(typeof record.correlationId === 'string' ? {correlationId: record.correlationId} : {}),
-      }
+      return shortForm(record, where, this.common())
     })
   }
+}
+
+/** The fields a short-form NDJSON line may have (anything else is refused, never dropped). */
+const SHORT_FORM = new Set([
+  'channel',
+  'type',
+  'payload',
+  'data',
+  'priority',
+  'source',
+  'correlationId',
+  'correlationid',
+  'id',
+  'time',
+  'subject',
+  'dataschema',
+  'extensions',
+])
+
+/** A short-form line `{"channel","type","payload",…}` as publish input; nothing is silently dropped. */
+function shortForm(
+  record: Record<string, unknown>,
+  where: string,
+  defaults: Omit<PublishInput, 'channel' | 'type' | 'payload'>,
+): PublishInput {
+  const unknown = Object.keys(record).filter((k) => !SHORT_FORM.has(k))
+  if (unknown.length > 0)
+    throw new InvalidInputError(
+      `${where}: unknown field ${unknown.map((k) => JSON.stringify(k)).join(', ')}: a line is {"channel","type","payload",…} or a whole CloudEvent with "specversion"`,
+    )
+  if (record.payload !== undefined && record.data !== undefined)
+    throw new InvalidInputError(`${where} has both "payload" and "data": give one`)
+  const correlation = record.correlationId ?? record.correlationid
+  const text = (name: string) => {
+    const value = record[name]
+    if (value !== undefined && typeof value !== 'string')
+      throw new InvalidInputError(`${where}: "${name}" must be a string`)
+    return value
+  }
+  const input: PublishInput = {
+    ...defaults,
+    channel: record.channel as string,
+    type: record.type as string,
+    payload: asPayload('payload' in record ? record.payload : 'data' in record ? record.data : {}, where),
+  }
+  if (text('priority') !== undefined) input.priority = record.priority as Priority
+  if (text('source') !== undefined) input.source = record.source as string
+  if (correlation !== undefined) input.correlationId = correlation as string
+  for (const name of ['id', 'time', 'subject', 'dataschema'] as const)
+    if (text(name) !== undefined) input[name] = record[name] as string
+  if (record.extensions !== undefined) input.extensions = record.extensions as PublishInput['extensions']
+  return input
 }

@@ -8,6 +8,7 @@ import {BaseCommand} from '../cli/base-command.js'
 import {ExitCode} from '../cli/exit-codes.js'
 import {eventLine, palette} from '../cli/output.js'
 import {onInterrupt, progressBar} from '../cli/progress.js'
+import {skippedEntries} from '../cli/skipped.js'
 import {parseRate, parseTimePoint, resolveTimePoint} from '../cli/times.js'
 
 /** Above this many events a progress bar is worth drawing. */
@@ -106,6 +107,8 @@ Times (--from, --until) are RFC 3339, epoch ms, or a duration meaning that long 
           return this.exit(ExitCode.INTERRUPTED)
         }
         this.log(`re-published ${result.republished} events from ${channel} onto ${toChannel}`)
+        if (result.skipped > 0)
+          this.note(`replay: skipped ${result.skipped} malformed entr${result.skipped === 1 ? 'y' : 'ies'}`)
         return result
       }
       const json = this.jsonEnabled()
@@ -114,7 +117,8 @@ Times (--from, --until) are RFC 3339, epoch ms, or a duration meaning that long 
       const showBar = Boolean(process.stderr.isTTY) && !process.stdout.isTTY && total > LONG
       const bar = progressBar(total, `replay ${channel}`, showBar)
       let count = 0
-      for await (const event of bus.replay(channel, window)) {
+      const malformed = skippedEntries()
+      for await (const event of bus.replay(channel, window, {onMalformed: malformed.add})) {
         if (interrupt.signal.aborted || out.closed) break
         // Back-pressure: at a slow reader's pace, with at most the writer's bound in memory.
         await out.write((json ? JSON.stringify(event) : eventLine(event, c)) + '\n')
@@ -125,6 +129,7 @@ Times (--from, --until) are RFC 3339, epoch ms, or a duration meaning that long 
       if (interrupt.signal.aborted) return this.exit(ExitCode.INTERRUPTED)
       // A reader that went away (`| head`) is a normal end: exit 0 at once, no summary.
       if (!json && !out.closed) this.note(`replay: ${count} event${count === 1 ? '' : 's'}`)
+      malformed.report((line) => this.note(`replay: ${line}`))
       return undefined
     } finally {
       interrupt.dispose()
@@ -153,8 +158,9 @@ Times (--from, --until) are RFC 3339, epoch ms, or a duration meaning that long 
       Boolean(process.stderr.isTTY) && total > LONG,
     )
     let n = 0
+    const malformed = skippedEntries()
     const events = (async function* () {
-      for await (const event of bus.replay(channel, window)) {
+      for await (const event of bus.replay(channel, window, {onMalformed: malformed.add})) {
         if (signal.aborted) return
         yield event
       }
@@ -166,6 +172,7 @@ Times (--from, --until) are RFC 3339, epoch ms, or a duration meaning that long 
       `replayed ${result.replayed} events through ${handlers.map((h) => h.name).join(', ')}: ${result.succeeded} succeeded, ${result.failed} failed`,
     )
     for (const f of result.failures) this.note(`replay: ${f.handler} failed on ${f.eventId}: ${f.error}`)
+    malformed.report((line) => this.note(`replay: ${line}`))
     if (result.failed > 0) process.exitCode = result.succeeded > 0 ? ExitCode.PARTIAL : ExitCode.FAILED
     return result
   }

@@ -3,12 +3,12 @@ import {z} from 'zod'
 
 import {findConfigFile, loadConfig} from '../bus/config.js'
 import {NotFoundError} from '../bus/errors.js'
-import {envelopeJsonSchema} from '../bus/events.js'
+import {envelopeJsonSchema} from '../bus/envelope.js'
 import {BaseCommand} from '../cli/base-command.js'
 
 export default class Schema extends BaseCommand<typeof Schema> {
   static override summary = 'Print the JSON Schema of the event envelope, or of a payload type.'
-  static override description = `Without --type, prints the JSON Schema (draft 2020-12) of the raptor envelope: CloudEvents 1.0 structured-mode JSON with the extensions channel, priority and correlationid. With --type, prints the payload schema registered for that event type in the config file; exits 1 when none is. Needs no Redis.`
+  static override description = `Without --type, prints the JSON Schema (draft 2020-12) of the raptor envelope: CloudEvents 1.0 structured-mode JSON with the extensions channel, priority and correlationid, the trace context traceparent/tracestate, and any other CloudEvents extension. With --type, prints the payload schema registered for that event type in the config file; exits 1 when none is. Needs no Redis.`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
@@ -21,7 +21,7 @@ export default class Schema extends BaseCommand<typeof Schema> {
 
   async run(): Promise<Record<string, unknown>> {
     const schema =
-      this.flags.type === undefined ? envelopeJsonSchema() : await this.payloadSchema(this.flags.type)
+      this.flags.type === undefined ? await envelopeJsonSchema() : await this.payloadSchema(this.flags.type)
     this.log(JSON.stringify(schema, null, 2))
     return schema
   }

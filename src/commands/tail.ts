@@ -2,13 +2,15 @@ import {Args, Flags} from '@oclif/core'
 
 import type {ConnectionChange} from '../bus/connection.js'
 import {formatDuration} from '../bus/durations.js'
-import {PRIORITIES, type RaptorEvent} from '../bus/events.js'
+import {PRIORITIES, type RaptorEvent} from '../bus/envelope.js'
+import {MalformedEntryError} from '../bus/errors.js'
 import type {Subscription} from '../bus/live.js'
 import {setLongInterval, setLongTimeout} from '../bus/timers.js'
 import {BaseCommand} from '../cli/base-command.js'
 import {ExitCode} from '../cli/exit-codes.js'
 import {durationFlag} from '../cli/flags.js'
 import {eventLine} from '../cli/output.js'
+import {skippedEntries} from '../cli/skipped.js'
 
 /** Why tail stopped. */
 type Ending = 'count' | 'timeout' | 'signal' | 'closed'
@@ -79,7 +81,7 @@ Patterns are channel globs: * matches one dot-separated segment, ** any number (
     const accept = (event: RaptorEvent) =>
       (!types || types.has(event.type)) &&
       (!sources || sources.has(event.source)) &&
-      (!priorities || priorities.has(event.priority))
+      (!priorities || priorities.has(event.priority ?? 'normal'))
 
     let finish!: (why: Ending) => void
     const ended = new Promise<Ending>((resolve) => (finish = resolve))
@@ -106,6 +108,7 @@ Patterns are channel globs: * matches one dot-separated segment, ** any number (
     }
     const dropTimer = setLongInterval(reportDrops, 1000, true)
 
+    const malformed = skippedEntries()
     try {
       const bus = await this.bus({
         reconnect: true,
@@ -128,6 +131,9 @@ Patterns are channel globs: * matches one dot-separated segment, ** any number (
         {
           since: flags.since,
           maxInFlight: 1,
+          onError: (error) => {
+            if (error instanceof MalformedEntryError) malformed.add(error)
+          },
           onGap: ({lost}) =>
             this.note(`tail: disconnected by Redis: missed up to ${lost} event${lost === 1 ? '' : 's'}`),
         },
@@ -140,6 +146,7 @@ Patterns are channel globs: * matches one dot-separated segment, ** any number (
       const why = await ended
       await subscription?.unsubscribe()
       reportDrops()
+      malformed.report((line) => this.note(`tail: ${line}`))
       if (why === 'signal') this.exit(ExitCode.INTERRUPTED)
       if (why === 'timeout' && flags.count !== undefined && printed < flags.count) {
         this.note(

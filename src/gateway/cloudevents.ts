@@ -7,8 +7,7 @@
 import type {IncomingHttpHeaders} from 'node:http'
 
 import {InvalidInputError} from '../bus/errors.js'
-import type {Priority, PublishInput} from '../bus/events.js'
-import {HttpError} from './errors.js'
+import type {CloudEventInput} from '../bus/envelope.js'
 
 /** A CloudEvent as received: its attributes (lower-case names) and `data`. */
 export type CloudEventIn = Record<string, unknown>
@@ -89,29 +88,24 @@ export function isBinary(headers: IncomingHttpHeaders): boolean {
 }
 
 /**
- * THE one function from a received CloudEvent to the library's publish input: every door of the
- * gateway (structured, binary, batch) goes through it, so that the mapping is decided once.
+ * THE one function from a received CloudEvent to what the library publishes: every door of the
+ * gateway (structured, binary, batch) goes through it, so that the mapping is decided once. The
+ * event goes to the library whole (`bus.publish` of a CloudEvent): every attribute — the producer's
+ * id, time, subject, dataschema, extensions — is kept exactly, and the library's one rule of
+ * validity decides what is accepted.
  *
  * The channel is the event's `channel` extension attribute, or `defaultChannel` (the `?channel=`
  * query parameter) when the event has none; the two must agree when both are given.
- * @throws InvalidInputError for what raptor cannot take (binary data, a non-JSON content type)
+ * @throws InvalidInputError for what raptor cannot take (another specversion, binary data)
  */
-export function toPublishInput(event: CloudEventIn, defaultChannel?: string): PublishInput {
+export function toPublishInput(event: CloudEventIn, defaultChannel?: string): CloudEventInput {
   if (event.specversion !== '1.0')
     throw new InvalidInputError(
       `specversion must be "1.0" (got ${JSON.stringify(event.specversion ?? null)}): raptor speaks CloudEvents 1.0`,
     )
   if (event.data_base64 !== undefined)
     throw new InvalidInputError('data_base64 (binary data) is not supported: send the data as a JSON object')
-  const contentType = event.datacontenttype
-  if (contentType !== undefined && mediaType(String(contentType)) !== 'application/json')
-    throw new HttpError(
-      415,
-      'UNSUPPORTED_MEDIA_TYPE',
-      `datacontenttype must be application/json (got ${JSON.stringify(contentType)})`,
-    )
-  const channel = event.channel ?? defaultChannel
-  if (channel === undefined)
+  if (event.channel === undefined && defaultChannel === undefined)
     throw new InvalidInputError(
       'channel is required: set the CloudEvents extension attribute "channel" (binary mode: header ce-channel), or ?channel= on the URL',
     )
@@ -119,14 +113,5 @@ export function toPublishInput(event: CloudEventIn, defaultChannel?: string): Pu
     throw new InvalidInputError(
       `the event's channel '${String(event.channel)}' differs from ?channel=${defaultChannel}: give one`,
     )
-  const input: PublishInput = {
-    channel: channel as string,
-    type: event.type as string,
-    payload: (event.data ?? {}) as PublishInput['payload'],
-    source: event.source as string,
-  }
-  if (event.id !== undefined) input.id = event.id as string
-  if (event.priority !== undefined) input.priority = event.priority as Priority
-  if (event.correlationid !== undefined) input.correlationId = event.correlationid as string
-  return input
+  return (event.channel === undefined ? {...event, channel: defaultChannel} : event) as CloudEventInput
 }

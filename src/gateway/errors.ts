@@ -15,6 +15,8 @@ const STATUS: Record<RaptorErrorCode, number> = {
   PARTIAL: 503,
   CONFIG_ERROR: 500,
   PLUGIN_ERROR: 500,
+  // A stored entry that is not an event (a foreign XADD): it exists, and cannot be shown.
+  MALFORMED_ENTRY: 500,
 }
 
 /** Fastify's own request errors, by code, as raptor's error codes. */

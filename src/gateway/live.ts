@@ -6,7 +6,7 @@
 import type {RaptorBus} from '../bus/bus.js'
 import {assertChannelPattern} from '../bus/channels.js'
 import {InvalidInputError} from '../bus/errors.js'
-import {PRIORITIES, type RaptorEvent} from '../bus/events.js'
+import {PRIORITIES, type RaptorEvent} from '../bus/envelope.js'
 import type {LiveMeta, Subscription} from '../bus/live.js'
 import {CursorTracker, parseCursor} from './cursor.js'
 import {compileFilter} from './filter.js'
@@ -46,6 +46,18 @@ export interface PreparedStream {
 
 const jsonCache = new WeakMap<RaptorEvent, string>()
 
+const frameCache = new WeakMap<RaptorEvent, Buffer>()
+
+/** An event's SSE `data:` lines, encoded once however many SSE clients send it. */
+export function sseDataFrame(event: RaptorEvent): Buffer {
+  let frame = frameCache.get(event)
+  if (frame === undefined) {
+    frame = Buffer.from(`data: ${eventJson(event)}\n\n`)
+    frameCache.set(event, frame)
+  }
+  return frame
+}
+
 /** The JSON text of an event, made once however many streams send it. */
 export function eventJson(event: RaptorEvent): string {
   let json = jsonCache.get(event)
@@ -77,7 +89,7 @@ export function prepareStream(spec: StreamSpec): PreparedStream {
   const accept = (event: RaptorEvent) =>
     (!types || types.has(event.type)) &&
     (!sources || sources.has(event.source)) &&
-    (!priorities || priorities.has(event.priority)) &&
+    (!priorities || priorities.has(event.priority ?? 'normal')) &&
     (!where || where(event as unknown as Record<string, unknown>))
   return {
     patterns,

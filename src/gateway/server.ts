@@ -4,6 +4,7 @@
  * `@fastify/cors` only when origins are configured. The routes live in `routes/`, the live streams in
  * `sse.ts` and `ws.ts`, who may call in `auth.ts`.
  */
+import {setMaxListeners} from 'node:events'
 import {fileURLToPath} from 'node:url'
 
 import Fastify, {type FastifyInstance} from 'fastify'
@@ -83,6 +84,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const {token} = options
   checkExposure(host, token)
   const shutdown = new AbortController()
+  // Every live stream listens for the shutdown: thousands of listeners are expected, not a leak.
+  setMaxListeners(0, shutdown.signal)
   const stats = new GatewayStats()
   const ctx: GatewayContext = {
     bus: options.bus,
@@ -101,19 +104,22 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     ajv: {customOptions: {removeAdditional: false}},
   })
 
-  // JSON bodies are parsed exactly (no rounded integers, no __proto__ keys) for every JSON media type.
+  // JSON bodies are parsed exactly (no rounded integers, no __proto__ keys). Binary mode's body is
+  // the data, so any JSON media type is JSON here (`application/vnd.acme+json`, as the envelope allows).
   app.removeAllContentTypeParsers()
+  const exactJson: Parameters<typeof app.addContentTypeParser>[2] = (_request, body, done) => {
+    if (body === '') return done(null, undefined)
+    try {
+      done(null, parseJsonExact(body as string))
+    } catch (error) {
+      done(error as Error, undefined)
+    }
+  }
+  app.addContentTypeParser(['application/json', STRUCTURED, BATCH], {parseAs: 'string'}, exactJson)
   app.addContentTypeParser(
-    ['application/json', STRUCTURED, BATCH],
+    /^(application|text)\/([A-Za-z0-9!#$&^_.+-]+\+)?json$/i,
     {parseAs: 'string'},
-    (_request, body, done) => {
-      if (body === '') return done(null, undefined)
-      try {
-        done(null, parseJsonExact(body as string))
-      } catch (error) {
-        done(error as Error, undefined)
-      }
-    },
+    exactJson,
   )
   // The sign-in form.
   app.addContentTypeParser(

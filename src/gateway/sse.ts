@@ -8,10 +8,10 @@
  */
 import type {FastifyReply, FastifyRequest} from 'fastify'
 
-import type {RaptorEvent} from '../bus/events.js'
+import type {RaptorEvent} from '../bus/envelope.js'
 import type {GatewayContext} from './context.js'
 import {HttpError} from './errors.js'
-import {openStream, prepareStream, type StreamSpec} from './live.js'
+import {openStream, prepareStream, sseDataFrame, type StreamSpec} from './live.js'
 
 /** Reconnect delay suggested to EventSource clients, in ms. */
 const RETRY_MS = 2000
@@ -100,9 +100,11 @@ export async function serveSse(
       res.on('close', done)
     })
 
-  const send = (_event: RaptorEvent, json: string, cursor: string): void | Promise<void> => {
+  const send = (event: RaptorEvent, _json: string, cursor: string): void | Promise<void> => {
     if (ended) return
-    res.write(`id: ${cursor}\ndata: ${json}\n\n`)
+    // The id is this client's; the data lines are the same bytes for every client.
+    res.write(`id: ${cursor}\n`)
+    res.write(sseDataFrame(event))
     ctx.stats.eventSent('sse')
     if (res.writableLength <= limit) return
     // History waits for a slow reader (bounded by time); live events never do.

@@ -18,7 +18,7 @@ import type {WebSocket} from 'ws'
 
 import {parseDuration} from '../bus/durations.js'
 import {InvalidInputError} from '../bus/errors.js'
-import type {RaptorEvent} from '../bus/events.js'
+import type {RaptorEvent} from '../bus/envelope.js'
 import type {GatewayContext} from './context.js'
 import {errorBody} from './errors.js'
 import {openStream, prepareStream, type StreamSpec} from './live.js'

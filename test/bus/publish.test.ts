@@ -7,8 +7,8 @@ import {
   RaptorBus,
   RoutingError,
   SchemaViolationError,
-  parseEnvelope,
 } from '../../src/bus/index.js'
+import {parseEnvelope} from '../../src/bus/envelope.js'
 import {z} from 'zod'
 import {redisUrl, testBuses} from '../helpers/index.js'
 

@@ -1,6 +1,7 @@
 import {describe, expect, it} from 'vitest'
 
-import {toPrometheus, type ConsumeOutcome, type RaptorBus} from '../../src/bus/index.js'
+import type {ConsumeOutcome, RaptorBus} from '../../src/bus/index.js'
+import {toPrometheus} from '../../src/bus/prometheus.js'
 import {redisUrl, testBuses, waitFor} from '../helpers/index.js'
 import {childProcesses, fixture} from '../helpers/child.js'
 import {cli, streamEntries} from '../helpers/ops.js'

@@ -5,6 +5,7 @@ import {describe, expect, it} from 'vitest'
 import {RoutingError, type RaptorBus} from '../../src/bus/index.js'
 import {BIN, redisUrl, testBuses, waitFor} from '../helpers/index.js'
 import {addDlq, cli} from '../helpers/ops.js'
+import {labelSets, parseExposition, sample} from '../helpers/prometheus.js'
 
 const bus = testBuses()
 
@@ -86,19 +87,42 @@ describe('raptor metrics', () => {
     expect(table.stdout).toMatch(/h1 +sys\.alert\.warning +4 +2 +1 /)
     const prom = await cli(b, ['metrics', '--format', 'prometheus'])
     expect(prom.code).toBe(0)
-    const text = prom.stdout
-    expect(text).toContain('# HELP raptor_published_total')
-    expect(text).toContain('# TYPE raptor_published_total counter')
-    expect(text).toContain(`raptor_published_total{channel="${CH}"} 5`)
-    expect(text).toContain('raptor_published_total{channel="sys.state.update"} 3')
-    expect(text).toContain(`raptor_requeued_total{channel="${CH}"} 1`)
-    expect(text).toContain(`raptor_handler_delivered_total{channel="${CH}",handler="h1"} 2`)
-    expect(text).toContain('# TYPE raptor_consumer_lag gauge')
-    expect(text).toContain(`raptor_consumer_lag{channel="${CH}",handler="h1"} 4`)
-    expect(text).toContain(`raptor_consumer_pending{channel="${CH}",handler="h1"} 2`)
-    expect(text).toContain(`raptor_dlq_depth{channel="${CH}",reason="max_retries_exceeded"} 1`)
-    expect(text).toContain('raptor_dlq_depth{channel="sys.dlq.routing_error",reason="routing_error"} 1')
-    expect(text).toContain('raptor_live_subscribers 1')
+    const m = parseExposition(prom.stdout)
+    expect(m.families.get('raptor_published_total')).toMatchObject({
+      type: 'COUNTER',
+      help: 'Events published, per channel.',
+    })
+    expect(sample(m, 'raptor_published_total', {channel: CH})).toBe(5)
+    expect(sample(m, 'raptor_published_total', {channel: 'sys.state.update'})).toBe(3)
+    expect(sample(m, 'raptor_requeued_total', {channel: CH})).toBe(1)
+    expect(sample(m, 'raptor_handler_delivered_total', {channel: CH, handler: 'h1'})).toBe(2)
+    expect(m.families.get('raptor_consumer_lag')?.type).toBe('GAUGE')
+    expect(sample(m, 'raptor_consumer_lag', {channel: CH, handler: 'h1'})).toBe(4)
+    expect(sample(m, 'raptor_consumer_pending', {channel: CH, handler: 'h1'})).toBe(2)
+    expect(sample(m, 'raptor_dlq_depth', {channel: CH, reason: 'max_retries_exceeded'})).toBe(1)
+    expect(sample(m, 'raptor_dlq_depth', {channel: 'sys.dlq.routing_error', reason: 'routing_error'})).toBe(1)
+    expect(sample(m, 'raptor_live_subscribers')).toBe(1)
+  })
+
+  it('has no series that cannot move: no handler publish counters, DLQ depth only where a reason can occur', async () => {
+    const b = await bus()
+    await workload(b)
+    const m = parseExposition((await cli(b, ['metrics', '--format', 'prometheus'])).stdout)
+    // Publishing and live fan-out are per channel only; a handler never moves them.
+    expect(m.families.has('raptor_handler_published_total')).toBe(false)
+    expect(m.families.has('raptor_handler_live_delivered_total')).toBe(false)
+    expect(m.families.has('raptor_live_delivered_total')).toBe(true)
+    // Routing errors live under their pseudo-channel only; the handlers' reasons where a handler consumes.
+    expect(
+      labelSets(m, 'raptor_dlq_depth').sort((x, y) =>
+        (x.channel + x.reason).localeCompare(y.channel + y.reason),
+      ),
+    ).toEqual([
+      {channel: CH, reason: 'max_retries_exceeded'},
+      {channel: CH, reason: 'processing_timeout'},
+      {channel: CH, reason: 'schema_violation'},
+      {channel: 'sys.dlq.routing_error', reason: 'routing_error'},
+    ])
   })
 
   it('--watch repeats until SIGINT and exits 130', async () => {

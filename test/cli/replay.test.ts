@@ -175,3 +175,61 @@ describe('raptor replay', () => {
     expect(await b.redis.xlen(b.keys.stream(CH))).toBe(2300)
   })
 })
+
+describe('hostile entries in history', () => {
+  it('replay, tail --since and get skip an entry 20,000 levels deep, say so, and print the rest', async () => {
+    const b = await bus()
+    const first = envelope(CH, 'before', {n: 1})
+    const deep = envelope(CH, 'deep')
+    const last = envelope(CH, 'after', {n: 2})
+    const deepJson = JSON.stringify(deep).replace(
+      '"data":{}',
+      `"data":${'{"a":'.repeat(19_999)}{}${'}'.repeat(19_999)}`,
+    )
+    await b.redis.sadd(b.keys.channelRegistry(), CH)
+    const entries: [string, string][] = [
+      [first.id, JSON.stringify(first)],
+      [deep.id, deepJson],
+      [last.id, JSON.stringify(last)],
+    ]
+    for (const [id, json] of entries) {
+      const sid = await b.redis.xadd(b.keys.stream(CH), '*', 'e', json)
+      await b.redis.set(b.keys.eventIndex(CH, id), sid!)
+    }
+    const skipped =
+      /skipped 1 malformed entry \(first: malformed entry \d+-\d+ on sys\.alert\.warning: data\.a\.a.*nests deeper than 128 levels/
+
+    const replay = await cli(b, ['replay', CH, '--json'])
+    expect(replay.code, replay.stderr).toBe(0)
+    expect(
+      replay.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).type),
+    ).toEqual(['before', 'after'])
+    expect(replay.stderr).toMatch(new RegExp(`^replay: ${skipped.source}`, 'm'))
+
+    const human = await cli(b, ['replay', CH])
+    expect(human.code, human.stderr).toBe(0)
+    expect(human.stdout.trim().split('\n')).toHaveLength(2)
+
+    const tail = await cli(b, ['tail', CH, '--since', '1h', '--count', '2', '--json'])
+    expect(tail.code, tail.stderr).toBe(0)
+    expect(
+      tail.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).type),
+    ).toEqual(['before', 'after'])
+    expect(tail.stderr).toMatch(new RegExp(`^tail: ${skipped.source}`, 'm'))
+
+    const get = await cli(b, ['get', deep.id])
+    expect(get.code).toBe(1)
+    expect(get.stdout).toBe('')
+    expect(get.stderr.trim().split('\n')).toHaveLength(1)
+    expect(get.stderr).toMatch(
+      /^Error: event evt-\S+ is stored as a malformed entry .*nests deeper than 128 levels.*cannot be shown$/m,
+    )
+    expect((await cli(b, ['get', last.id])).code).toBe(0)
+  })
+})

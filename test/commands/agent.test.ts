@@ -5,6 +5,7 @@ import {afterEach, describe, expect, it} from 'vitest'
 
 import {RaptorBus} from '../../src/bus/index.js'
 import {BIN, randomPrefix, redisUrl, runCli, waitFor} from '../helpers/index.js'
+import {parseExposition, sample} from '../helpers/prometheus.js'
 import {RedisServer, freePort} from '../helpers/redis-server.js'
 import {childProcesses, type NdjsonChild} from '../helpers/child.js'
 
@@ -172,7 +173,7 @@ describe('raptor agent', () => {
     expect(report.checks.find((c) => c.name === 'agents')?.detail).toContain('flaky')
   })
 
-  it('serves /metrics and /healthz, and dead-letters failures', async () => {
+  it('serves /metrics (valid exposition text) and /healthz, and dead-letters failures', async () => {
     const prefix = randomPrefix()
     const b = await bus(prefix)
     const port = await freePort()
@@ -180,19 +181,48 @@ describe('raptor agent', () => {
     await started(agent)
     await b.publish({channel: JOBS, type: 'job', payload: {n: 1}})
     await b.publish({channel: JOBS, type: 'boom', payload: {}})
+    await b.redis.xadd(b.keys.stream(JOBS), '*', 'e', '{"not":"an envelope"}')
+    const depth = (reason: 'max_retries_exceeded' | 'schema_violation') =>
+      b.redis.xlen(b.keys.dlq(JOBS, reason))
     await waitFor(
-      async () => (await b.redis.xlen(b.keys.dlq(JOBS, 'max_retries_exceeded'))) === 1,
+      async () => (await depth('max_retries_exceeded')) === 1 && (await depth('schema_violation')) === 1,
       5000,
-      'dead letter',
+      'dead letters',
     )
+    await waitFor(async () => (await pendingOf(b, 'worker')) === 0, 5000, 'acks')
     const metrics = await fetchText(`http://127.0.0.1:${port}/metrics`)
     expect(metrics.status).toBe(200)
-    expect(metrics.body).toMatch(
-      /raptor_agent_events_total\{handler="worker",outcome="acked",channel="sys.state.update"\} 1/,
+    const m = parseExposition(metrics.body)
+    // The standard Node.js process metrics, under their standard names.
+    for (const name of [
+      'process_cpu_seconds_total',
+      'process_resident_memory_bytes',
+      'nodejs_eventloop_lag_seconds',
+    ])
+      expect(m.families.has(name), name).toBe(true)
+    expect([...m.families.keys()].filter((n) => n.startsWith('raptor_agent_process_'))).toEqual([])
+    // Outcomes: one counter, with the DLQ reason on dead letters (no second counter repeating it).
+    const outcome = (o: string, reason?: string) =>
+      sample(m, 'raptor_agent_events_total', {
+        handler: 'worker',
+        channel: JOBS,
+        outcome: o,
+        ...(reason ? {reason} : {}),
+      })
+    expect([outcome('acked'), outcome('retrying'), outcome('dead-lettered', 'max_retries_exceeded')]).toEqual(
+      [1, 1, 1],
     )
-    expect(metrics.body).toMatch(
-      /raptor_agent_dead_lettered_total\{handler="worker",reason="max_retries_exceeded"\} 1/,
-    )
+    expect(outcome('dead-lettered', 'schema_violation')).toBe(1)
+    expect(m.families.has('raptor_agent_dead_lettered_total')).toBe(false)
+    // Durations of handler attempts only: the job, and the two attempts at boom; not the schema violation.
+    expect(m.families.get('raptor_agent_handler_duration_seconds')?.type).toBe('HISTOGRAM')
+    expect(sample(m, 'raptor_agent_handler_duration_seconds_count', {handler: 'worker'})).toBe(3)
+    expect(sample(m, 'raptor_agent_handler_duration_seconds_bucket', {handler: 'worker', le: '+Inf'})).toBe(3)
+    // The state of its handlers, read from Redis: lag, pending and the DLQ depth of their channel.
+    expect(sample(m, 'raptor_consumer_lag', {channel: JOBS, handler: 'worker'})).toBe(0)
+    expect(sample(m, 'raptor_consumer_pending', {channel: JOBS, handler: 'worker'})).toBe(0)
+    expect(sample(m, 'raptor_dlq_depth', {channel: JOBS, reason: 'max_retries_exceeded'})).toBe(1)
+    expect(sample(m, 'raptor_dlq_depth', {channel: JOBS, reason: 'schema_violation'})).toBe(1)
     const health = await fetchText(`http://127.0.0.1:${port}/healthz`)
     expect(health.status).toBe(200)
     expect(JSON.parse(health.body)).toMatchObject({status: 'ok', redis: 'ready'})

@@ -1,3 +1,4 @@
+import calculateSlot from 'cluster-key-slot'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {RaptorBus} from '../../src/bus/index.js'
@@ -42,5 +43,20 @@ describe('raptor get', () => {
     expect(result.stderr.trim().split('\n')).toEqual([
       `Error: event ${missing} not found: it was never published here or has expired with its channel's retention`,
     ])
+  })
+
+  it('finds events by any producer id: braces, spaces, colons, quotes, globs, unicode', async () => {
+    const ids = ['{other}', 'a b', 'x:y:z', 'q"uote\\', '*?[', 'ünï 😀', '-starts-with-dash', 'x'.repeat(256)]
+    const channel = 'sys.alert.warning'
+    for (const id of ids) {
+      expect(await bus.publish({channel, type: 'by_id', id, payload: {id}})).toBe(id)
+      // The index key stays in the channel's hash slot: an id cannot move it (Redis Cluster).
+      expect(calculateSlot(bus.keys.eventIndex(channel, id))).toBe(calculateSlot(bus.keys.stream(channel)))
+      const result = await runCli(['get', ...target(prefix), '--', id])
+      expect(result.code, result.stderr).toBe(0)
+      expect(JSON.parse(result.stdout)).toMatchObject({id, data: {id}})
+    }
+    // An id that is a prefix of another finds only its own event.
+    await expect(bus.getEvent('{other')).rejects.toThrow(/not found/)
   })
 })

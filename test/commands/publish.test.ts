@@ -187,6 +187,66 @@ describe('raptor publish', () => {
       }))
   })
 
+  describe.concurrent('refuses what cannot round-trip (exit 2, one line, nothing written)', () => {
+    const line = (payload: string) => `{"channel":"sys.state.update","type":"t","payload":${payload}}\n`
+
+    it('an integer beyond 2^53 in --payload', () =>
+      expectRejected(
+        ['-c', 'sys.state.update', '-t', 't', '--payload', '{"n":12345678901234567890}'],
+        /data\.n: integer 12345678901234567000 is beyond ±2\^53.*send it as a string/,
+      ))
+
+    it('an integer beyond 2^53 in --ndjson', () =>
+      expectRejected(['--ndjson', '-'], /data\.big: integer .* is beyond ±2\^53/, {
+        input: line('{"ok":1}') + line('{"big":-12345678901234567890}'),
+      }))
+
+    it('a number JSON cannot carry (1e400)', () =>
+      expectRejected(['--ndjson', '-'], /holds a number JSON cannot carry \(n: Infinity\)/, {
+        input: line('{"n":1e400}'),
+      }))
+
+    it('"payload": null', () =>
+      expectRejected(['--ndjson', '-'], /payload in stdin line 1 must be a JSON object/, {
+        input: line('null'),
+      }))
+
+    it('a field a short-form line does not have', () =>
+      expectRejected(['--ndjson', '-'], /stdin line 1: unknown field "correlation_id"/, {
+        input: '{"channel":"sys.state.update","type":"t","correlation_id":"x"}\n',
+      }))
+
+    it('an event id with a control character', () =>
+      expectRejected(
+        ['--ndjson', '-'],
+        /invalid event: id: must be 1-256 characters without control characters/,
+        {
+          input: '{"channel":"sys.state.update","type":"t","id":"a\\u001b[2Jb"}\n',
+        },
+      ))
+  })
+
+  it('keeps what a bulk line gives: correlationid (either spelling), id, time, subject, extensions', async () => {
+    const prefix = randomPrefix()
+    const input = [
+      '{"channel":"sys.state.update","type":"a","payload":{"n":1},"correlationid":"req-1"}',
+      '{"channel":"sys.state.update","type":"b","data":{"n":2},"correlationId":"req-2","id":"order 2","time":"2026-11-29T08:00:00+01:00","subject":"s","extensions":{"tenant":"acme"}}',
+    ].join('\n')
+    const result = await runCli(['publish', ...target(prefix), '--ndjson', '-'], {input})
+    expect(result.code, result.stderr).toBe(0)
+    const [a, b] = await streamOf(prefix, 'sys.state.update')
+    expect(a).toMatchObject({type: 'a', data: {n: 1}, correlationid: 'req-1'})
+    expect(b).toMatchObject({
+      id: 'order 2',
+      type: 'b',
+      time: '2026-11-29T08:00:00+01:00',
+      subject: 's',
+      tenant: 'acme',
+      correlationid: 'req-2',
+      data: {n: 2},
+    })
+  })
+
   it('exits 2 for an unknown channel, naming the nearest one, and parks the event', async () => {
     const prefix = randomPrefix()
     const result = await runCli(['publish', ...target(prefix), '-c', 'sys.alert.critcal', '-t', 'fire'])

@@ -6,7 +6,7 @@ import type {FastifyInstance} from 'fastify'
 import type {JsonSchemaToTsProvider} from '@fastify/type-provider-json-schema-to-ts'
 
 import {NotFoundError} from '../../bus/errors.js'
-import type {PublishInput, RaptorEvent} from '../../bus/events.js'
+import type {CloudEventInput, RaptorEvent} from '../../bus/envelope.js'
 import {parseTimePoint, resolveTimePoint} from '../../cli/times.js'
 import {channelsResult} from '../../cli/results.js'
 import {
@@ -59,7 +59,7 @@ export function eventRoutes(app: FastifyInstance, ctx: GatewayContext): void {
     async (request, reply) => {
       const media = mediaType(request.headers['content-type'])
       const {channel} = request.query
-      let inputs: PublishInput[]
+      let inputs: CloudEventInput[]
       let batch = false
       if (media === BATCH) {
         inputs = fromBatch(request.body).map((e) => toPublishInput(e, channel))

@@ -6,7 +6,7 @@ import type {FastifyInstance} from 'fastify'
 import type {JsonSchemaToTsProvider} from '@fastify/type-provider-json-schema-to-ts'
 
 import type {HealthReport} from '../../bus/health.js'
-import {toPrometheus} from '../../bus/metrics.js'
+import {toPrometheus} from '../../bus/prometheus.js'
 import type {GatewayContext} from '../context.js'
 import {errorBody, withDeadline} from '../errors.js'
 
