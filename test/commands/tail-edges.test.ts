@@ -82,16 +82,18 @@ describe('tail --timeout beyond what one Node timer holds', () => {
   })
 })
 
+// The envelope refuses control characters in `source` and the other attributes (issue 9's other
+// block); payload strings may hold anything, and JSON.stringify leaves C1 controls (U+009B is a
+// one-character CSI to many terminals, U+0085 a line break) and bidi overrides as they are.
 describe('control characters in readable output', () => {
-  it('are escaped in tail lines: no field can forge a line or move the cursor', async () => {
+  it('are escaped in tail lines: no payload can forge a line or move the cursor', async () => {
     const prefix = randomPrefix()
     const b = await bus({prefix})
     const child = await tail(prefix, ['--count', '1'])
     await b.publish({
       channel: 'sys.alert.warning',
       type: 'evil',
-      source: 'agent\u001b[2J\r\nFAKE',
-      payload: {text: 'csi\u009b31m bidi\u202eevil'},
+      payload: {text: 'csi\u009b31m bidi\u202eevil', nel: 'a\u0085FAKE', esc: '\u001b[2J\r\n'},
     })
     const result = await child.exited
     expect(result.code, result.stderr).toBe(0)
@@ -99,23 +101,18 @@ describe('control characters in readable output', () => {
     expect(lines).toHaveLength(1)
     // eslint-disable-next-line no-control-regex -- no control character may reach the terminal
     expect(lines[0]).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e]/)
-    expect(lines[0]).toContain('agent\\e[2J\\r\\nFAKE')
     expect(lines[0]).toContain('csi\\x9b31m bidi\\u202eevil')
+    expect(lines[0]).toContain('a\\x85FAKE')
   })
 
   it('are escaped in replay lines too', async () => {
     const prefix = randomPrefix()
     const b = await bus({prefix})
-    await b.publish({
-      channel: 'sys.alert.warning',
-      type: 'evil',
-      source: 'src\u001b]0;title\u0007',
-      payload: {t: '\u2066x'},
-    })
+    await b.publish({channel: 'sys.alert.warning', type: 'evil', payload: {t: '\u2066x\u009d0;title\u009c'}})
     const result = await runCli(['replay', 'sys.alert.warning', '--since', '1h', ...target(prefix)])
     expect(result.code, result.stderr).toBe(0)
-    expect(result.stdout).toContain('src\\e]0;title\\x07')
-    expect(result.stdout).toContain('\\u2066x')
-    expect(result.stdout).not.toContain('\u001b')
+    expect(result.stdout).toContain('\\u2066x\\x9d0;title\\x9c')
+    // eslint-disable-next-line no-control-regex -- no control character may reach the terminal
+    expect(result.stdout.trimEnd()).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2066-\u2069]/)
   })
 })
