@@ -1,13 +1,16 @@
 import {existsSync, readFileSync} from 'node:fs'
+import {format} from 'node:util'
 
 import {Command, Flags, type Interfaces} from '@oclif/core'
 
 import type {BusOptions, RaptorBus} from '../bus/bus.js'
 import {CONFIG_FILE_NAMES} from '../bus/config.js'
 import {InvalidInputError} from '../bus/errors.js'
+import {hasPassword, redactText, secretsOf} from '../bus/url.js'
 import {selectContext, type Context} from './contexts.js'
 import {ExitCode, exitCodeFor} from './exit-codes.js'
 import {shareModules} from './share-modules.js'
+import {stdoutWriter, type OutputWriter} from './writer.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<
   (typeof BaseCommand)['baseFlags'] & T['flags']
@@ -39,6 +42,24 @@ export abstract class LocalCommand<T extends typeof Command> extends Command {
     this.flags = flags as LocalFlags<T>
     this.args = args as BaseArgs<T>
     this.argList = argv as string[]
+    // From the start: a closed pipe (EPIPE) is then handled, whatever writes first.
+    stdoutWriter()
+  }
+
+  /** stdout, with back-pressure; closed (and the command ending with 0) when the reader goes away. */
+  protected get out(): OutputWriter {
+    return stdoutWriter()
+  }
+
+  /** Prints a line on stdout through the shared writer (a closed pipe never throws); silent under --json. */
+  override log(message = '', ...args: unknown[]): void {
+    if (!this.jsonEnabled()) void this.out.write(format(message, ...args) + '\n')
+  }
+
+  /** The --json document, after whatever the writer still holds. */
+  override logJson(json: unknown): void {
+    this.out.flush()
+    if (!this.out.closed) super.logJson(json)
   }
 
   /** Writes one line to stderr, even under --json (logs and progress never go to stdout). */
@@ -46,9 +67,13 @@ export abstract class LocalCommand<T extends typeof Command> extends Command {
     process.stderr.write(message + '\n')
   }
 
-  /** Text safe to print: passwords in URLs the user gave replaced by `***`. */
-  protected redact(message: string): string {
-    return message.replace(/\/\/([^:@/\s]*):[^@/\s]*@/g, '//$1:***@')
+  /**
+   * Passwords the command was given (a --redis-url flag, the environment): scrubbed from every error
+   * it prints, wherever they appear.
+   */
+  protected secrets(): string[] {
+    const flag = (this.flags as Record<string, unknown> | undefined)?.['redis-url']
+    return [...secretsOf(typeof flag === 'string' ? flag : undefined), ...secretsOf(process.env.REDIS_URL)]
   }
 
   protected override async catch(error: Error & {exitCode?: number}): Promise<never> {
@@ -64,13 +89,26 @@ export abstract class LocalCommand<T extends typeof Command> extends Command {
       .replace(/^Parsing (--[\w-]+) (.*)$/, (_all, flag: string, why: string) =>
         why.includes(flag) ? why : `${flag}: ${why}`,
       )
-    const safe = this.redact(message)
+    const secrets = this.secrets()
+    const safe = redactText(
+      // ioredis's commandTimeout (one-shot commands): say what it means.
+      message.replace(
+        /\bCommand timed out\b/,
+        'Redis stopped answering (no reply within 5 s): check that it is running and not overloaded',
+      ),
+      secrets,
+    )
     if (this.jsonEnabled()) {
       this.logJson({error: {code: (error as {code?: string}).code ?? 'ERROR', message: safe, exitCode: code}})
     }
     this.note(`Error: ${safe}`)
-    if (process.env.DEBUG && error?.stack) this.note(error.stack)
+    if (process.env.DEBUG && error?.stack) this.note(redactText(error.stack, secrets))
     return this.exit(code) as never
+  }
+
+  protected override async finally(error: Error | undefined): Promise<void> {
+    await this.out.end()
+    return super.finally(error)
   }
 }
 
@@ -114,11 +152,31 @@ export abstract class BaseCommand<T extends typeof Command> extends LocalCommand
 
   public override async init(): Promise<void> {
     await super.init()
+    this.warnPasswordOnCommandLine()
     this.context = selectContext(this.flags.context)
     // A raptor.config.js may import zod (and raptorbus) from wherever it lives.
     const config =
       this.flags.config ?? (CONFIG_FILE_NAMES.find((name) => existsSync(name)) as string | undefined)
     if (config && /\.[cm]?js$/.test(config)) shareModules()
+  }
+
+  /** Passwords given on the command line, in the environment, or held by the context in force. */
+  protected override secrets(): string[] {
+    return [...super.secrets(), ...secretsOf(this.context?.context.redisUrl)]
+  }
+
+  /**
+   * A password in --redis-url on the command line is readable by every user of the machine (`ps`,
+   * /proc/PID/cmdline) for the life of the process: say so once, and name the safe ways.
+   */
+  private warnPasswordOnCommandLine(): void {
+    const url = this.flags['redis-url']
+    const given = this.argv.some((a) => a === '--redis-url' || a.startsWith('--redis-url='))
+    if (!given || !hasPassword(url)) return
+    this.note(
+      'Warning: a password on the command line is visible to other users (ps); ' +
+        'set REDIS_URL, or save it in a context: raptor context add NAME --redis-url …',
+    )
   }
 
   /** Options for RaptorBus.connect from the global flags; one-shot commands do not reconnect. */

@@ -1,7 +1,8 @@
 import {Flags} from '@oclif/core'
 
 import {DLQ_REASONS, assertChannelPattern, type DlqReason} from '../bus/channels.js'
-import type {DlqFilter} from '../bus/dlq.js'
+import type {Dlq, DlqFilter} from '../bus/dlq.js'
+import {InvalidInputError, NotFoundError} from '../bus/errors.js'
 
 /** The filter flags shared by `dlq list`, `dlq requeue` and `dlq purge`. */
 export const dlqFilterFlags = {
@@ -38,4 +39,62 @@ export function dlqFilter(flags: DlqFilterFlagValues): DlqFilter {
     ids: flags.id,
     limit: flags.limit,
   }
+}
+
+/**
+ * `--id` values (or `dlq show`'s argument) as the library takes them: a short id (a stream entry id
+ * alone, as `dlq list` shows on a terminal) becomes the full id of the entry that has it. For a
+ * command that changes entries (`unique`), a short id that several entries share is refused (exit
+ * 2, naming them) rather than acting on all of them. Short ids that match nothing are left out, so
+ * the result may be empty: the caller must then act on nothing (an empty `ids` filter means all).
+ * @throws InvalidInputError for an ambiguous short id (`unique`)
+ */
+export async function resolveDlqIds(
+  dlq: Pick<Dlq, 'expandIds'>,
+  ids: readonly string[],
+  unique: boolean,
+): Promise<string[]> {
+  const expanded = await dlq.expandIds(ids)
+  const out: string[] = []
+  for (const id of ids) {
+    const full = expanded.get(id) ?? []
+    if (unique && full.length > 1)
+      throw new InvalidInputError(
+        `DLQ id '${id}' is ambiguous: ${full.join(' and ')} share it; give the full id`,
+        {id},
+      )
+    out.push(...full)
+  }
+  return [...new Set(out)]
+}
+
+/**
+ * How `dlq list` shows each entry's id on a terminal: its stream entry id alone, which `dlq show`,
+ * `requeue --id` and `purge --id` accept, unless another listed entry has the same one (then the
+ * full id, so that what is shown always names one entry of the list).
+ */
+export function displayIds(entries: readonly {id: string}[]): Map<string, string> {
+  const short = (id: string) => id.slice(id.lastIndexOf('/') + 1)
+  const count = new Map<string, number>()
+  for (const e of entries) count.set(short(e.id), (count.get(short(e.id)) ?? 0) + 1)
+  return new Map(entries.map((e) => [e.id, count.get(short(e.id)) === 1 ? short(e.id) : e.id]))
+}
+
+/**
+ * The filter of a command that changes entries (`requeue`, `purge`): the flags' filter with `--id`
+ * resolved, short ids included (an ambiguous one is exit 2).
+ * @throws NotFoundError (exit 1) when `--id` names no entry at all
+ */
+export async function changeFilter(
+  dlq: Pick<Dlq, 'expandIds'>,
+  flags: DlqFilterFlagValues,
+): Promise<DlqFilter> {
+  const filter = dlqFilter(flags)
+  if (!flags.id?.length) return filter
+  const ids = await resolveDlqIds(dlq, flags.id, true)
+  if (ids.length === 0)
+    throw new NotFoundError(
+      `no dead letter matches --id ${flags.id.join(', ')}: raptor dlq list shows the ids`,
+    )
+  return {...filter, ids}
 }

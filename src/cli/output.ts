@@ -37,6 +37,25 @@ export function plural(
   return `${n} ${n === 1 ? one : many}`
 }
 
+/** Characters a terminal may act on: C0 and C1 controls, DEL, line/paragraph separators, bidi overrides. */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
+const NAMED: Record<string, string> = {'\n': '\\n', '\r': '\\r', '\t': '\\t', '\u001b': '\\e'}
+
+/**
+ * Text from an event or a dead letter made safe for a terminal line: control characters are shown
+ * escaped (`\e`, `\r`, `\n`, `\x07`, `\u202e`) so that no field can move the cursor, colour the
+ * screen or forge a line of output. JSON output needs none of this (JSON escapes them itself).
+ */
+export function printable(text: string): string {
+  return text.replace(UNPRINTABLE, (ch) => {
+    const code = ch.charCodeAt(0)
+    return (
+      NAMED[ch] ?? (code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16)}`)
+    )
+  })
+}
+
 /**
  * A compact table (see `renderTable`): on a terminal it fits the width, off one nothing is cut.
  * Columns are header strings or full column specs.
@@ -49,9 +68,4 @@ export function table(
 ): string {
   const columns = head.map((h) => (typeof h === 'string' ? {header: h} : h))
   return renderTable(columns, rows, {width: isTty(stream) ? width(stream) : undefined, bold: c.bold})
-}
-
-/** Writes one NDJSON line to stdout. */
-export function writeJsonLine(value: unknown): void {
-  process.stdout.write(JSON.stringify(value) + '\n')
 }

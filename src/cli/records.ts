@@ -3,6 +3,7 @@ import type {ChalkInstance} from 'chalk'
 
 import {InvalidInputError} from '../bus/errors.js'
 import type {RaptorEvent} from '../bus/envelope.js'
+import {printable} from './output.js'
 import {cutText} from './table.js'
 
 /** How `tail`/`replay` print events: readable lines (default, or `wide`), NDJSON, YAML, or a template. */
@@ -78,34 +79,40 @@ const CORE = new Set([
  */
 export function recordLine(event: RaptorEvent, o: RecordOptions): string {
   const {c} = o
-  const time = displayTime(event.time, o.utc || !o.tty)
-  const priority = event.priority ?? 'normal'
+  // Every field is made safe for a terminal: no control character in an event moves the cursor.
+  const time = printable(displayTime(event.time, o.utc || !o.tty))
+  const priority = printable(String(event.priority ?? 'normal'))
   const extra = Object.entries(event as Record<string, unknown>)
     .filter(([k, v]) => v !== undefined && (o.wide ? !CORE.has(k) : k === 'correlationid'))
-    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
-  const payload = JSON.stringify(event.data)
+    .map(([k, v]) => printable(`${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`))
+  const payload = printable(JSON.stringify(event.data) ?? 'null')
   const colour = c[PRIORITY_COLOURS[priority as keyof typeof PRIORITY_COLOURS] ?? 'white']
   const attributes = [
     c.dim(time),
     colour(priority.padEnd(8)),
-    c.cyan(event.channel),
-    c.bold(event.type),
-    c.magenta(event.source),
+    c.cyan(printable(String(event.channel))),
+    c.bold(printable(String(event.type))),
+    c.magenta(printable(String(event.source))),
     ...extra.map((e) => c.dim(e)),
   ]
+  const id = printable(String(event.id))
   if (o.tty && !o.wide) {
-    const body = cutText(payload, Math.max(16, o.columns - event.id.length - 3))
-    return `${attributes.join(' ')}\n  ${c.yellow(event.id)} ${body}`
+    const body = cutText(payload, Math.max(16, o.columns - id.length - 3))
+    return `${attributes.join(' ')}\n  ${c.yellow(id)} ${body}`
   }
-  return [attributes[0], c.yellow(event.id), ...attributes.slice(1), payload].join(' ')
+  return [attributes[0], c.yellow(id), ...attributes.slice(1), payload].join(' ')
 }
 
 /**
  * Compiles a `--format` template: `{{.path.to.field}}` is replaced by that field of the event
- * (objects as JSON), `{{.}}` by the whole event, `\n` and `\t` by a newline and a tab.
+ * (objects as JSON; each value passed through `escape`), `{{.}}` by the whole event, `\n` and `\t`
+ * by a newline and a tab.
  * @throws InvalidInputError for an unclosed `{{` or a placeholder that is not `.field`
  */
-export function compileTemplate(template: string): (event: RaptorEvent) => string {
+export function compileTemplate(
+  template: string,
+  escape: (value: string) => string = (value) => value,
+): (event: RaptorEvent) => string {
   const parts: (string | string[])[] = []
   const text = template.replace(/\\n/g, '\n').replace(/\\t/g, '\t')
   let rest = text
@@ -141,7 +148,7 @@ export function compileTemplate(template: string): (event: RaptorEvent) => strin
               : undefined
         }
         if (value === undefined || value === null) return ''
-        return typeof value === 'object' ? JSON.stringify(value) : String(value)
+        return escape(typeof value === 'object' ? JSON.stringify(value) : String(value))
       })
       .join('')
 }
@@ -153,7 +160,11 @@ export async function recordPrinter(
   options: Omit<RecordOptions, 'utc' | 'wide'>,
 ): Promise<{mode: RecordOutput; print: (event: RaptorEvent) => string}> {
   if (json || flags.output === 'json') return {mode: 'json', print: (e) => JSON.stringify(e)}
-  if (flags.format !== undefined) return {mode: 'template', print: compileTemplate(flags.format)}
+  if (flags.format !== undefined) {
+    // Values go out as they are for scripts; on a terminal their control characters are shown escaped
+    // (the template's own \n and \t stay what they are).
+    return {mode: 'template', print: compileTemplate(flags.format, options.tty ? printable : undefined)}
+  }
   if (flags.output === 'yaml') {
     const {stringify} = await import('yaml')
     return {mode: 'yaml', print: (e) => '---\n' + stringify(e).trimEnd()}

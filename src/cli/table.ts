@@ -7,6 +7,11 @@ export interface Column {
   align?: 'left' | 'right'
   /** May be cut with `…` to fit the terminal. @defaultValue true */
   shrink?: boolean
+  /**
+   * Never cut narrower than this (a cut below it says too little to be worth the space): when the
+   * table cannot fit otherwise, a column of lower priority is left out instead. @defaultValue 4
+   */
+  minWidth?: number
   /** Columns with the lowest priority are left out first when even cut columns cannot fit. @defaultValue 1 */
   priority?: number
   /**
@@ -14,6 +19,11 @@ export interface Column {
    * before any other column is cut. @defaultValue false
    */
   optional?: boolean
+  /**
+   * Free text (an error message): the column that gives way first, cut down to `minWidth` before
+   * any optional column is left out or any other column is cut. @defaultValue false
+   */
+  flex?: boolean
 }
 
 export interface TableOptions {
@@ -43,9 +53,10 @@ const NUMERIC = /^-?[\d.,]+( ?%)?$|^-$|^\?$/
 
 /**
  * A compact table: a header and one line per row, columns two spaces apart, numbers right-aligned,
- * no borders or row separators. On a terminal (`width` given) it fits the width: optional columns
- * are left out first (lowest priority first), then the widest shrinkable column is cut with `…`,
- * and columns of the lowest priority are left out when even that is not enough. Off a terminal nothing is cut, so scripts get every character.
+ * no borders or row separators. On a terminal (`width` given) it fits the width: free text (`flex`)
+ * is cut first down to its minimum, then optional columns are left out (lowest priority first),
+ * then columns of the lowest priority while even the minimum widths cannot fit, and at last the
+ * widest shrinkable column is cut with `…`, one character at a time. Off a terminal nothing is cut, so scripts get every character.
  */
 export function renderTable(
   columns: readonly Column[],
@@ -69,11 +80,16 @@ export function renderTable(
   const min = (i: number) =>
     columns[i].shrink === false
       ? natural[i]
-      : Math.min(natural[i], Math.max(visibleWidth(columns[i].header), 4))
+      : Math.min(natural[i], Math.max(visibleWidth(columns[i].header), columns[i].minWidth ?? 4))
   if (options.width !== undefined) {
     const limit = options.width
     const total = () => keep.reduce((n, i) => n + widths[i], 0) + 2 * (keep.length - 1)
-    // Extra detail goes first, whole columns at a time, so that the essential ones need no cutting.
+    // Free text gives way first, down to its minimum width.
+    for (const i of keep.filter((k) => columns[k].flex)) {
+      const excess = total() - limit
+      if (excess > 0) widths[i] = Math.max(min(i), widths[i] - excess)
+    }
+    // Extra detail goes next, whole columns at a time, so that the essential ones need no cutting.
     while (total() > limit) {
       const optional = keep.filter((i) => columns[i].optional)
       if (optional.length === 0) break

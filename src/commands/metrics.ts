@@ -3,6 +3,7 @@ import {Flags} from '@oclif/core'
 import {DLQ_REASONS} from '../bus/channels.js'
 import {formatDuration} from '../bus/durations.js'
 import type {BusMetrics, ChannelMetrics} from '../bus/metrics.js'
+import {sleepLong} from '../bus/timers.js'
 import {BaseCommand} from '../cli/base-command.js'
 import {assertKnownChannel} from '../cli/channels.js'
 import {ExitCode} from '../cli/exit-codes.js'
@@ -69,22 +70,27 @@ export default class Metrics extends BaseCommand<typeof Metrics> {
     // On a terminal: the alternate screen (as top and watch do), redrawn in place, so nothing scrolls
     // and nothing is left in the scrollback; the screen is restored on exit.
     const redraw = isTty() && format !== 'json'
-    if (redraw) process.stdout.write(ALT_SCREEN_ON)
+    const {out} = this
+    // A reader that goes away (`metrics --watch | head`) ends the watch at once, with exit 0.
+    const stop = new AbortController()
+    interrupt.signal.addEventListener('abort', () => stop.abort(), {once: true})
+    out.onClose(() => stop.abort())
+    if (redraw) void out.write(ALT_SCREEN_ON)
     try {
-      while (!interrupt.signal.aborted) {
+      while (!stop.signal.aborted) {
         const m = await read()
         const text = format === 'json' ? JSON.stringify(m) : await this.render(m, format)
-        if (redraw) process.stdout.write(frame(text))
-        else process.stdout.write(text + (format === 'yaml' ? '\n---\n' : '\n'))
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, flags.watch! * 1000)
-          interrupt.signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), {once: true})
-        })
+        await out.write(redraw ? frame(text) : text + (format === 'yaml' ? '\n---\n' : '\n'))
+        await sleepLong(flags.watch! * 1000, stop.signal)
       }
     } finally {
-      if (redraw) process.stdout.write(ALT_SCREEN_OFF)
+      if (redraw) {
+        void out.write(ALT_SCREEN_OFF)
+        out.flush()
+      }
       interrupt.dispose()
     }
+    if (out.closed) return undefined
     return this.exit(ExitCode.INTERRUPTED)
   }
 

@@ -9,7 +9,7 @@ import {ExitCode} from '../cli/exit-codes.js'
 import {InvalidInputError} from '../bus/errors.js'
 import {isTty, palette, plural, width} from '../cli/output.js'
 import {recordFlags, recordPrinter} from '../cli/records.js'
-import {LineWriter, onInterrupt, progressBar} from '../cli/progress.js'
+import {onInterrupt, progressBar} from '../cli/progress.js'
 import {skippedEntries} from '../cli/skipped.js'
 import {parseRate, parseTimePoint, resolveTimePoint} from '../cli/times.js'
 
@@ -125,20 +125,22 @@ Times (--from, --until) are RFC 3339, epoch ms, or a duration meaning that long 
         tty: isTty(),
         columns: width(),
       })
-      const writer = new LineWriter()
+      const {out} = this
       const showBar = Boolean(process.stderr.isTTY) && !process.stdout.isTTY && total > LONG
       const bar = progressBar(total, `replay ${channel}`, showBar)
       let count = 0
       const malformed = skippedEntries()
       for await (const event of bus.replay(channel, window, {onMalformed: malformed.add})) {
-        if (interrupt.signal.aborted) break
-        await writer.line(printer.print(event))
+        if (interrupt.signal.aborted || out.closed) break
+        // Back-pressure: at a slow reader's pace, with at most the writer's bound in memory.
+        await out.write(printer.print(event) + '\n')
         if (++count % 500 === 0) bar.update(count)
       }
-      await writer.flush()
+      await out.end()
       bar.stop()
       if (interrupt.signal.aborted) return this.exit(ExitCode.INTERRUPTED)
-      if (printer.mode !== 'json') this.note(`replay: ${plural(count, 'event')}`)
+      // A reader that went away (`| head`) is a normal end: exit 0 at once, no summary.
+      if (printer.mode !== 'json' && !out.closed) this.note(`replay: ${plural(count, 'event')}`)
       malformed.report((line) => this.note(`replay: ${line}`))
       return undefined
     } finally {

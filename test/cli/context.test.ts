@@ -109,7 +109,16 @@ describe('raptor context', () => {
     expect(name.stderr).toMatch(/^Error: invalid context name 'bad name'/)
     const scheme = await runCli(['context', 'add', 'x', '--redis-url', 'http://h:1'], {env: home().env})
     expect(scheme.code).toBe(2)
-    expect(scheme.stderr).toMatch(/^Error: unsupported --redis-url scheme 'http:'/)
+    expect(scheme.stderr).toMatch(
+      /^Error: invalid --redis-url 'http:\/\/h:1': unsupported scheme 'http:\/\/'/,
+    )
+    const plain = await runCli(['context', 'add', 'x', '--redis-url', 'redis://h:1', '--tls-ca', 'a.pem'], {
+      env: home().env,
+    })
+    expect(plain.code).toBe(2)
+    expect(plain.stderr).toBe(
+      'Error: --tls-ca is for TLS: use a rediss:// URL (or leave the TLS flags out)\n',
+    )
     const tls = await runCli(['context', 'add', 'x', '--redis-url', 'rediss://h:1', '--tls-ca', 'nope.pem'], {
       env: home().env,
     })

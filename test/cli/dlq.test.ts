@@ -8,6 +8,7 @@ import {describe, expect, it} from 'vitest'
 import {RoutingError, type RaptorBus} from '../../src/bus/index.js'
 import {BIN, redisUrl, testBuses, waitFor} from '../helpers/index.js'
 import {addDlq, cli, envelope, keyDump, streamEntries} from '../helpers/ops.js'
+import {runInPty, screenText} from '../helpers/pty.js'
 
 const bus = testBuses()
 
@@ -333,5 +334,67 @@ describe('raptor dlq purge', () => {
     expect(yes.code).toBe(0)
     expect(yes.out).toContain('purged 2 entries')
     expect(await b.redis.xlen(b.keys.dlq(CH, MRE))).toBe(0)
+  })
+})
+
+describe('short DLQ ids (the stream id alone, as dlq list shows on a terminal)', () => {
+  it('dlq show, requeue --id and purge --id take them; one that two entries share is refused where it would change things', async () => {
+    const b = await bus()
+    await b.redis.sadd(b.keys.channelRegistry(), CH, 'sys.state.update')
+    const now = Date.now()
+    // Two entries in the same millisecond on two DLQ streams share a stream id; a third stands alone.
+    const [shared] = await addDlq(b, [{channel: CH, handler: 'h1', failedAt: now - 3000}])
+    const [same] = await addDlq(b, [
+      {channel: 'sys.state.update', reason: 'processing_timeout', handler: 'h1', failedAt: now - 3000},
+    ])
+    expect(same).toBe(shared)
+    const [alone] = await addDlq(b, [{channel: CH, handler: 'h2', failedAt: now - 1000}])
+
+    // On a terminal the table shows the short id, and the full id where a listed entry shares it.
+    const table = await runInPty(['dlq', 'list', '--redis-url', redisUrl(), '--prefix', b.keys.prefix], {
+      cols: 160,
+      env: {NO_COLOR: '1'},
+    })
+    const rows = screenText(table.stdout).trimEnd().split('\n').slice(1)
+    expect(rows.map((r) => r.split(' ')[0]).sort()).toEqual(
+      [`${CH}/${MRE}/${shared}`, `sys.state.update/processing_timeout/${shared}`, alone].sort(),
+    )
+
+    const show = await cli(b, ['dlq', 'show', alone])
+    expect(show.code, show.stderr).toBe(0)
+    expect(show.stdout).toMatch(new RegExp(`^id +${CH}/${MRE}/${alone}\\n`))
+    // Read-only: a shared short id shows every entry that has it.
+    const both = JSON.parse((await cli(b, ['dlq', 'show', shared, '--json'])).stdout)
+    expect(both.entries.map((e: {id: string}) => e.id).sort()).toEqual(
+      [`${CH}/${MRE}/${shared}`, `sys.state.update/processing_timeout/${shared}`].sort(),
+    )
+
+    // Changing: refused (exit 2, nothing moved), naming both full ids.
+    const before = await keyDump(b)
+    const ambiguous = await cli(b, ['dlq', 'requeue', '--id', shared])
+    expect(ambiguous.code).toBe(2)
+    expect(ambiguous.stderr).toBe(
+      `Error: DLQ id '${shared}' is ambiguous: ${[`${CH}/${MRE}/${shared}`, `sys.state.update/processing_timeout/${shared}`].sort().join(' and ')} share it; give the full id\n`,
+    )
+    const purgeAmbiguous = await cli(b, ['dlq', 'purge', '--id', shared, '--yes'])
+    expect(purgeAmbiguous.code).toBe(2)
+    expect(await keyDump(b)).toEqual(before)
+
+    const requeue = await cli(b, ['dlq', 'requeue', '--id', alone, '--json'])
+    expect(requeue.code, requeue.stderr).toBe(0)
+    expect(JSON.parse(requeue.stdout)).toMatchObject({requeued: 1, targets: [{channel: CH, handler: 'h2'}]})
+    const purge = await cli(b, [
+      'dlq',
+      'purge',
+      '--id',
+      `sys.state.update/processing_timeout/${shared}`,
+      '--yes',
+    ])
+    expect(purge.stdout).toBe('purged 1 entry\n')
+    // Now unique: the short id names one entry.
+    expect((await cli(b, ['dlq', 'purge', '--id', shared, '--yes'])).stdout).toBe('purged 1 entry\n')
+    const gone = await cli(b, ['dlq', 'show', alone])
+    expect(gone.code).toBe(1)
+    expect(gone.stderr).toBe(`Error: no dead letter '${alone}': raptor dlq list shows the ids\n`)
   })
 })

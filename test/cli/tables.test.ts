@@ -28,6 +28,8 @@ async function workload(b: RaptorBus): Promise<void> {
       channel: 'sys.guild.research.broadcast',
       handler: 'research_monitor',
       attempts: 4,
+      // Distinct milliseconds: entries of two DLQ streams in one ms share their stream id (tested apart).
+      failedAt: Date.now() - 5000,
       error:
         'Error: upstream 503 from https://api.example.com/v1/research/summaries after 30000 ms of waiting',
     },
@@ -36,6 +38,7 @@ async function workload(b: RaptorBus): Promise<void> {
       reason: 'processing_timeout',
       handler: 'pager',
       error: 'exceeded timeoutMs 30000',
+      failedAt: Date.now() - 4000,
     },
   ])
 }
@@ -75,7 +78,7 @@ describe('tables fit the terminal', () => {
       expect(handler).toMatch(/^research_monitor +sys\.alert\.warning +832 +0 /)
     })
 
-    it(`dlq list at ${cols} columns: ids whole, the error cut with …`, async () => {
+    it(`dlq list at ${cols} columns: short ids, the error cut first, less important columns left out`, async () => {
       const b = await bus()
       await workload(b)
       const r = await run(b, ['dlq', 'list'], cols)
@@ -83,13 +86,24 @@ describe('tables fit the terminal', () => {
       const shown = lines(r.stdout)
       expect(shown).toHaveLength(4)
       for (const line of shown) expect(line.length, line).toBeLessThanOrEqual(cols)
-      // At 80 columns the 65-character ids leave room for the age and the error only.
-      expect(shown[0]).toMatch(cols === 80 ? /^ID +AGE +ERROR$/ : /^ID +AGE +HANDLER +TYPE +ATTEMPTS +ERROR$/)
-      expect(shown.some((l) => /^sys\.dlq\.routing_error\/routing_error\/\d+-\d+ /.test(l))).toBe(true)
-      const research = shown.find((l) => l.startsWith('sys.guild.research.broadcast/'))!
-      expect(research).toMatch(/^sys\.guild\.research\.broadcast\/max_retries_exceeded\/\d+-\d+ +\d+s +/)
-      if (cols === 160) expect(research).toMatch(/ research_monitor +failed_thing +4 +Error: upstream 503/)
-      expect(research).toMatch(/…$/)
+      // At 80 columns the handler, type and attempts give way; at 160 everything fits.
+      expect(shown[0]).toMatch(
+        cols === 80
+          ? /^ID +AGE +REASON +CHANNEL +ERROR$/
+          : /^ID +AGE +REASON +CHANNEL +HANDLER +TYPE +ATTEMPTS +ERROR$/,
+      )
+      // Ids by their stream id alone, which dlq show and requeue --id take (tested below).
+      for (const line of shown.slice(1)) expect(line).toMatch(/^\d+-\d+ +\d+s +/)
+      const [research] = (await b.dlq.list({channels: ['sys.guild.research.broadcast']})).map((e) =>
+        e.id.split('/').pop(),
+      )
+      const row = shown.find((l) => l.startsWith(`${research} `))!
+      if (cols === 160)
+        expect(row).toMatch(
+          / max_retries_exceeded +sys\.guild\.research\.broadcast +research_monitor +failed_thing +4 +Error: upstream 503 .*…$/,
+        )
+      else expect(row).toMatch(/ max_retries_e\S*… +sys\.guild\.r\S*… +Error: upstream 503 .*…$/)
+      expect(shown.some((l) => / routing_error +app\.unknown +/.test(l))).toBe(true)
     })
   }
 
@@ -98,6 +112,10 @@ describe('tables fit the terminal', () => {
     await workload(b)
     const plain = await cli(b, ['dlq', 'list'])
     expect(plain.stdout).toContain('after 30000 ms of waiting')
+    // Off a terminal: full ids and every column, for scripts.
+    expect(plain.stdout).toMatch(
+      /^ID +FAILED AT +REASON +CHANNEL +HANDLER +TYPE +EVENT ID +ATTEMPTS +REQUEUES +ERROR\nsys\.guild\.research\.broadcast\/max_retries_exceeded\/\d+-\d+ +\d{4}-\d\d-\d\dT[\d:.]+Z +max_retries_exceeded +/,
+    )
     const wide = await run(b, ['dlq', 'list', '-o', 'wide'], 80)
     const text = screenText(wide.stdout)
     expect(text).toMatch(/ID +FAILED AT +REASON +CHANNEL +HANDLER +TYPE +EVENT ID +ATTEMPTS +REQUEUES +ERROR/)

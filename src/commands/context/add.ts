@@ -4,6 +4,7 @@ import {resolve} from 'node:path'
 import {Args, Flags} from '@oclif/core'
 
 import {InvalidInputError} from '../../bus/errors.js'
+import {hasPassword, parseRedisUrl} from '../../bus/url.js'
 import {LocalCommand} from '../../cli/base-command.js'
 import {
   assertContextName,
@@ -47,17 +48,8 @@ export default class ContextAdd extends LocalCommand<typeof ContextAdd> {
     const {flags} = this
     const {name} = this.args
     assertContextName(name)
-    let url: URL
-    try {
-      url = new URL(flags['redis-url'])
-    } catch {
-      throw new InvalidInputError(`invalid --redis-url: use redis://[user[:password]@]host[:port][/db]`)
-    }
-    if (!/^rediss?:$/.test(url.protocol))
-      throw new InvalidInputError(
-        `unsupported --redis-url scheme '${url.protocol}': use redis:// or rediss://`,
-      )
-    if (url.password !== '') {
+    let raw = flags['redis-url']
+    if (hasPassword(raw)) {
       if (flags['password-stdin'])
         throw new InvalidInputError(
           '--password-stdin: the URL has a password already; leave it out of --redis-url',
@@ -70,13 +62,20 @@ export default class ContextAdd extends LocalCommand<typeof ContextAdd> {
     if (flags['password-stdin']) {
       const password = (await readStdin()).replace(/\r?\n$/, '')
       if (password === '') throw new InvalidInputError('--password-stdin: nothing on stdin')
-      url.password = encodeURIComponent(password)
+      raw = withPassword(raw, password)
     }
+    // The one URL parser of every door: what it refuses here would be refused at the first use.
+    const url = parseRedisUrl(raw, '--redis-url')
+    const tls = (['tls-ca', 'tls-cert', 'tls-key', 'tls-servername'] as const).filter(
+      (f) => flags[f] !== undefined,
+    )
+    if (tls.length > 0 && !url.tls)
+      throw new InvalidInputError(`--${tls[0]} is for TLS: use a rediss:// URL (or leave the TLS flags out)`)
     const file = readContexts()
     if (file.contexts[name] && !flags.force)
       throw new InvalidInputError(`context '${name}' exists: pass --force to replace it`, {context: name})
     const context: Context = {
-      redisUrl: url.toString(),
+      redisUrl: raw,
       ...(flags.prefix === undefined ? {} : {prefix: flags.prefix}),
       ...(flags['tls-ca'] === undefined ? {} : {tlsCa: tlsFile(flags['tls-ca'], '--tls-ca')}),
       ...(flags['tls-cert'] === undefined ? {} : {tlsCert: tlsFile(flags['tls-cert'], '--tls-cert')}),
@@ -108,4 +107,13 @@ function tlsFile(file: string, flag: string): string {
     )
   }
   return path
+}
+
+/** The URL with a password put in after its user name (`rediss://app@h` → `rediss://app:PW@h`), %-encoded. */
+function withPassword(url: string, password: string): string {
+  const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(url)?.[0] ?? ''
+  const rest = url.slice(scheme.length)
+  const at = rest.lastIndexOf('@')
+  const user = at < 0 ? '' : rest.slice(0, at)
+  return `${scheme}${user}:${encodeURIComponent(password)}@${rest.slice(at + 1)}`
 }

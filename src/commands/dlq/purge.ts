@@ -4,7 +4,7 @@ import {parseDuration} from '../../bus/durations.js'
 import type {PurgeResult} from '../../bus/dlq.js'
 import {InvalidInputError, NotFoundError} from '../../bus/errors.js'
 import {BaseCommand} from '../../cli/base-command.js'
-import {dlqFilter, dlqFilterFlags} from '../../cli/dlq-flags.js'
+import {changeFilter, dlqFilterFlags} from '../../cli/dlq-flags.js'
 import {ExitCode} from '../../cli/exit-codes.js'
 import {plural} from '../../cli/output.js'
 
@@ -20,7 +20,8 @@ export default class DlqPurge extends BaseCommand<typeof DlqPurge> {
   static override flags = {
     ...dlqFilterFlags,
     id: Flags.string({
-      summary: 'Only this entry: a DLQ entry id from `dlq list` or an event id evt-… (repeatable).',
+      summary:
+        'Only this entry: an id as `dlq list` shows it (full, or the stream id alone) or an event id evt-… (repeatable).',
       multiple: true,
     }),
     'older-than': Flags.string({summary: 'Only entries dead-lettered more than DUR ago (e.g. 7d).'}),
@@ -40,7 +41,7 @@ export default class DlqPurge extends BaseCommand<typeof DlqPurge> {
     const bus = await this.bus()
     const now = await bus.history.serverTime()
     // Pinning the window's end makes the confirmed count an upper bound of what gets deleted.
-    const filter = {...dlqFilter(flags), before: now + 1 - (olderThan ?? 0)}
+    const filter = {...(await changeFilter(bus.dlq, flags)), before: now + 1 - (olderThan ?? 0)}
     const {purged: count} = await bus.dlq.purge({...filter, dryRun: true})
     if (count === 0 && flags.id)
       throw new NotFoundError(

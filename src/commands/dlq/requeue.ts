@@ -2,7 +2,7 @@ import {Flags} from '@oclif/core'
 
 import {NotFoundError} from '../../bus/errors.js'
 import {BaseCommand} from '../../cli/base-command.js'
-import {dlqFilter, dlqFilterFlags} from '../../cli/dlq-flags.js'
+import {changeFilter, dlqFilter, dlqFilterFlags} from '../../cli/dlq-flags.js'
 import {ExitCode} from '../../cli/exit-codes.js'
 import {plural} from '../../cli/output.js'
 import {progressBar} from '../../cli/progress.js'
@@ -26,7 +26,8 @@ Atomic in batches: an interrupted requeue neither loses nor duplicates an entry;
   static override flags = {
     ...dlqFilterFlags,
     id: Flags.string({
-      summary: 'Only this entry: a DLQ entry id from `dlq list` or an event id evt-… (repeatable).',
+      summary:
+        'Only this entry: an id as `dlq list` shows it (full, or the stream id alone) or an event id evt-… (repeatable).',
       multiple: true,
     }),
     'to-channel': Flags.string({
@@ -48,8 +49,9 @@ Atomic in batches: an interrupted requeue neither loses nor duplicates an entry;
 
   async run(): Promise<DlqRequeueResult> {
     const {flags} = this
-    const filter = dlqFilter(flags)
+    dlqFilter(flags) // bad filters are exit 2 before Redis is touched
     const bus = await this.bus()
+    const filter = await changeFilter(bus.dlq, flags)
     const unfiltered = !flags.reason && !flags.channel && !flags.handler && !flags.id && !flags.limit
     if (unfiltered && !flags.yes && !flags['dry-run'] && process.stdin.isTTY) {
       // Everything at once is worth a question on a terminal (scripts and pipes are never asked).
