@@ -56,12 +56,15 @@ const UNITS: [number, string][] = [
 ]
 
 /**
- * Formats milliseconds as an exact short duration in the largest whole unit: `7d`, `1h`, `90min`,
- * `60s`, `250ms`. Minutes are `min`, never `m`, so that nobody reads a month; `parseDuration` reads
- * every form back.
+ * Formats milliseconds as a short duration: exact in the largest whole unit when there is one (`7d`,
+ * `1h`, `90min`, `60s`, `250ms`), else in the largest unit it reaches with one decimal, rounded
+ * down (2^31−1 ms is `24.8d`, never more than the value). Minutes are `min`, never `m`, so that
+ * nobody reads a month; `parseDuration` reads every form back.
  */
 export function formatDuration(millis: number): string {
   for (const [size, unit] of UNITS)
     if (millis >= size && millis % size === 0) return `${millis / size}${unit}`
+  for (const [size, unit] of UNITS)
+    if (millis >= size) return `${Math.floor((millis / size) * 10) / 10}${unit}`
   return `${millis}ms`
 }

@@ -100,7 +100,7 @@ function info(text: string, field: string): string {
 }
 
 /** Redis itself: version, database index, standalone/cluster/sentinel. */
-export async function redisChecks(redis: Redis, url: string): Promise<DoctorCheck[]> {
+export async function redisChecks(redis: Redis, db: number): Promise<DoctorCheck[]> {
   const text = await redis.info('server').catch(() => '')
   const version = info(text, 'redis_version')
   const mode = info(text, 'redis_mode') || 'standalone'
@@ -130,17 +130,37 @@ export async function redisChecks(redis: Redis, url: string): Promise<DoctorChec
       fix: 'point --redis-url at the master Sentinel names (SENTINEL get-master-addr-by-name NAME)',
     })
   else checks.push({name: 'deployment', status: 'ok', detail: 'standalone'})
-  const db = Number(new URL(url).pathname.replace(/^\//, '') || 0)
+  // A Sentinel holds no data; a cluster has database 0 only.
+  if (mode === 'sentinel') return checks
+  if (mode === 'cluster') {
+    if (db !== 0)
+      checks.push({
+        name: 'database',
+        status: 'fail',
+        detail: `db ${db}: a Redis Cluster has database 0 only`,
+        fix: 'use /0 at the end of the URL',
+      })
+    return checks
+  }
   const databases = await redis
     .config('GET', 'databases')
     .then((r) => Number((r as string[])[1]))
     .catch(() => undefined)
-  if (databases !== undefined && db >= databases)
+  const range = databases === undefined ? '' : ` (the server has ${databases}: 0–${databases - 1})`
+  // SELECT is the test that counts (CONFIG may be refused to this user); the connection stays there.
+  const selected = await redis.select(db).then(
+    () => undefined,
+    (error: Error) => error.message,
+  )
+  if (selected !== undefined)
     checks.push({
       name: 'database',
       status: 'fail',
-      detail: `db ${db} does not exist (the server has ${databases}: 0–${databases - 1})`,
-      fix: `use /0 … /${databases - 1} at the end of the URL`,
+      detail: `db ${db} does not exist${range || ` (${selected})`}`,
+      fix:
+        databases === undefined
+          ? 'use a database the server has: /0 at the end of the URL always works'
+          : `use /0 … /${databases - 1} at the end of the URL`,
     })
   else
     checks.push({
@@ -156,7 +176,7 @@ export async function redisChecks(redis: Redis, url: string): Promise<DoctorChec
  * those its Lua scripts call, which Redis checks too) on keys and channels under the prefix; skipped
  * when it cannot be asked (Redis < 7, or DRYRUN itself not allowed).
  */
-export async function aclCheck(redis: Redis, prefix: string): Promise<DoctorCheck> {
+export async function aclCheck(redis: Redis, prefix: string, db = 0): Promise<DoctorCheck> {
   const user = await redis.call('ACL', 'WHOAMI').catch(() => undefined)
   if (typeof user !== 'string')
     return {
@@ -164,7 +184,8 @@ export async function aclCheck(redis: Redis, prefix: string): Promise<DoctorChec
       status: 'skip',
       detail: 'cannot ask Redis who this user is (ACL WHOAMI refused)',
     }
-  const keys = new Keys(prefix)
+  // Pub/sub names carry the database (pub/sub ignores databases): the ones this user will use.
+  const keys = new Keys(prefix, db)
   const fill = (a: string) =>
     a === 'K'
       ? keys.stream('doctor')

@@ -2,6 +2,7 @@ import {Flags} from '@oclif/core'
 
 import {findConfigFile, loadConfig} from '../bus/config.js'
 import {DEFAULT_REDIS_URL, closeConnection, openConnection, redactUrl} from '../bus/connection.js'
+import {parseRedisUrl} from '../bus/url.js'
 import {BaseCommand} from '../cli/base-command.js'
 import {contextsPath, readContexts} from '../cli/contexts.js'
 import {aclCheck, redisChecks, redisServerCheck, type DoctorCheck, type Origin} from '../cli/doctor.js'
@@ -72,23 +73,40 @@ export default class Doctor extends BaseCommand<typeof Doctor> {
     })
 
     const options = this.busOptions()
+    let db: number | undefined
     try {
-      const redis = await openConnection({...options, redisUrl, reconnect: false}, `${prefix}:doctor`)
-      try {
-        checks.push({name: 'redis', status: 'ok', detail: `reachable at ${redactUrl(redisUrl)}`})
-        checks.push(...(await redisChecks(redis, redisUrl)), await aclCheck(redis, prefix))
-      } finally {
-        await closeConnection(redis)
-      }
+      db = parseRedisUrl(redisUrl).db
     } catch (error) {
       checks.push({
-        name: 'redis',
+        name: 'redis url',
         status: 'fail',
-        detail: (error as Error).message.replace(/: (start|check) .*$/, ''),
-        fix: /password|AUTH/i.test((error as Error).message)
-          ? 'check the password: raptor context add NAME --redis-url … --password-stdin'
-          : 'start redis-server there, or point --redis-url / REDIS_URL / a context at a reachable Redis',
+        detail: (error as Error).message,
+        fix: 'write it as redis://[user:password@]host[:port][/db] (rediss:// for TLS)',
       })
+    }
+    if (db !== undefined) {
+      try {
+        // Database 0 first: a database the server lacks is then its own ✗, with the range it has.
+        const redis = await openConnection(
+          {...options, redisUrl: onDatabaseZero(redisUrl), reconnect: false},
+          `${prefix}:doctor`,
+        )
+        try {
+          checks.push({name: 'redis', status: 'ok', detail: `reachable at ${redactUrl(redisUrl)}`})
+          checks.push(...(await redisChecks(redis, db)), await aclCheck(redis, prefix, db))
+        } finally {
+          await closeConnection(redis)
+        }
+      } catch (error) {
+        checks.push({
+          name: 'redis',
+          status: 'fail',
+          detail: (error as Error).message.replace(/: (start|check) .*$/, ''),
+          fix: /password|AUTH/i.test((error as Error).message)
+            ? 'check the password: raptor context add NAME --redis-url … --password-stdin'
+            : 'start redis-server there, or point --redis-url / REDIS_URL / a context at a reachable Redis',
+        })
+      }
     }
 
     for (const plugin of this.flags.plugin ?? []) checks.push(await this.pluginCheck(plugin))
@@ -185,4 +203,16 @@ export default class Doctor extends BaseCommand<typeof Doctor> {
       }
     }
   }
+}
+
+/** The URL on database 0 (its `/db` or `?db=` replaced; the user information, which may hold `/`, untouched). */
+function onDatabaseZero(url: string): string {
+  const start = Math.max(url.indexOf('//') + 2, url.lastIndexOf('@') + 1)
+  return (
+    url.slice(0, start) +
+    url
+      .slice(start)
+      .replace(/\/\d+(?=$|\?)/, '/0')
+      .replace(/([?&])db=\d+/, '$1db=0')
+  )
 }

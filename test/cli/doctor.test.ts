@@ -106,7 +106,7 @@ describe('raptor doctor', () => {
     })
     expect(down.code).toBe(1)
     expect(down.stdout).toMatch(
-      /^✗ redis +cannot reach Redis at redis:\/\/127\.0\.0\.1:1\/0 \(ECONNREFUSED\)\n +fix: start redis-server there/m,
+      /^✗ redis +cannot reach Redis at redis:\/\/127\.0\.0\.1:1\/0 \((connect )?ECONNREFUSED[^)]*\)\n +fix: start redis-server there/m,
     )
     expect(down.stdout).toMatch(/^✗ plugin bad\.mjs +.*channels.*\n +fix: raptor agent test/m)
     // Only raptor's own tests need it: a warning with the fix, not a failure.
@@ -116,6 +116,11 @@ describe('raptor doctor', () => {
     const noServer = await runCli(['doctor', '--redis-url', redisUrl()], {env: {PATH: pathWithoutRedis()}})
     expect(noServer.code, noServer.stdout).toBe(0)
     expect(noServer.stdout).toMatch(/^! redis-server \(tests\) +not on the PATH/m)
+    const bad = await runCli(['doctor', '--redis-url', 'redis//x'])
+    expect(bad.code).toBe(1)
+    expect(bad.stdout).toMatch(
+      /^✗ redis url +invalid Redis URL 'redis\/\/x': it has no scheme.*\n +fix: write it as redis:\/\//m,
+    )
     const db = await runCli(['doctor', '--redis-url', redisUrl().replace(/\/0$/, '/99')])
     expect(db.stdout).toMatch(
       /^✗ database +db 99 does not exist \(the server has 16: 0–15\)\n +fix: use \/0 … \/15/m,
@@ -152,7 +157,7 @@ describe('raptor doctor', () => {
     )
     expect(r.stdout).not.toMatch(/^✗ permissions .*read \(/m)
     expect(r.stdout).toMatch(
-      /fix: ACL SETUSER reader &raptor:live:\* \+evalsha \+script \+sadd \+publish \+xadd /,
+      /fix: ACL SETUSER reader &raptor:live@0:\* \+evalsha \+script \+sadd \+publish \+xadd /,
     )
     // The rule it prints is enough: applied, the same check passes.
     const rule = /fix: (ACL SETUSER reader &\S+ (?:\+[a-z]+ ?)+)/.exec(r.stdout)![1].trim().split(' ')

@@ -55,14 +55,21 @@ describe('tail with a reader that falls behind', () => {
       30_000,
       'a marker',
     )
+    const printedIn = (out: string) => out.split('\n').filter((l) => l.includes('"type":')).length
+    const droppedIn = (err: string) =>
+      [...err.matchAll(/tail: dropped (\d+) events: reader too slow/g)].reduce((n, m) => n + Number(m[1]), 0)
+    // The markers published after the one that got through are still on their way: wait for them
+    // (printed, or dropped and reported, once a second) before stopping tail.
+    await waitFor(
+      () => printedIn(child.stdout) + droppedIn(child.stderr) >= total + markers,
+      15_000,
+      'every marker to be printed or reported dropped',
+    )
     child.child.kill('SIGINT')
     const result = await child.exited
     expect(result.code).toBe(130)
-    const printed = result.stdout.split('\n').filter((l) => l.includes('"type":')).length
-    const dropped = [...result.stderr.matchAll(/tail: dropped (\d+) events: reader too slow/g)].reduce(
-      (n, m) => n + Number(m[1]),
-      0,
-    )
+    const printed = printedIn(result.stdout)
+    const dropped = droppedIn(result.stderr)
     expect(dropped).toBeGreaterThan(0)
     // Every event was either printed or counted as dropped.
     expect(printed + dropped).toBe(total + markers)

@@ -49,20 +49,19 @@ export default class ContextAdd extends LocalCommand<typeof ContextAdd> {
     const {name} = this.args
     assertContextName(name)
     let raw = flags['redis-url']
-    if (hasPassword(raw)) {
-      if (flags['password-stdin'])
+    if (flags['password-stdin']) {
+      if (/^[^/]*\/\/[^@/]*:[^@]+@/.test(raw) || /[?&]password=./.test(raw))
         throw new InvalidInputError(
           '--password-stdin: the URL has a password already; leave it out of --redis-url',
         )
+      const password = (await readStdin()).replace(/\r?\n$/, '')
+      if (password === '') throw new InvalidInputError('--password-stdin: nothing on stdin')
+      raw = withPassword(raw, password)
+    } else if (hasPassword(raw)) {
       // As docker login does: the context keeps it safe from now on, but this command line did not.
       this.note(
         'warning: the password on this command line is visible in ps and your shell history; --password-stdin keeps it off',
       )
-    }
-    if (flags['password-stdin']) {
-      const password = (await readStdin()).replace(/\r?\n$/, '')
-      if (password === '') throw new InvalidInputError('--password-stdin: nothing on stdin')
-      raw = withPassword(raw, password)
     }
     // The one URL parser of every door: what it refuses here would be refused at the first use.
     const url = parseRedisUrl(raw, '--redis-url')

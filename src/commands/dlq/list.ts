@@ -109,8 +109,8 @@ export function dlqTable(entries: readonly DlqEntry[], wide: boolean): string {
     const ev = e.event as {id?: unknown; type?: unknown} | null
     const type = typeof ev?.type === 'string' ? ev.type : '?'
     const eventId = typeof ev?.id === 'string' ? ev.id : '?'
-    // One line per entry: the error's own line breaks (a stack) are folded into spaces.
-    const error = e.error.replace(/\s+/g, ' ').trim()
+    // One line per entry: the error's own line breaks (a stack) show escaped, as \n, by printable.
+    const error = e.error
     const cells = fit
       ? [
           shortIds!.get(e.id)!,
