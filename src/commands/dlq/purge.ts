@@ -19,7 +19,7 @@ export default class DlqPurge extends BaseCommand<typeof DlqPurge> {
   static override flags = {
     ...dlqFilterFlags,
     id: Flags.string({
-      summary: 'Only this entry: a DLQ entry id from `dlq list` or an event id evt-… (repeatable).',
+      summary: 'Only this entry: a DLQ entry id from `dlq list` or an event id (repeatable).',
       multiple: true,
     }),
     'older-than': Flags.string({summary: 'Only entries dead-lettered more than DUR ago (e.g. 7d).'}),

@@ -24,7 +24,7 @@ Atomic in batches: an interrupted requeue neither loses nor duplicates an entry;
   static override flags = {
     ...dlqFilterFlags,
     id: Flags.string({
-      summary: 'Only this entry: a DLQ entry id from `dlq list` or an event id evt-… (repeatable).',
+      summary: 'Only this entry: a DLQ entry id from `dlq list` or an event id (repeatable).',
       multiple: true,
     }),
     'to-channel': Flags.string({
