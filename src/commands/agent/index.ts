@@ -65,9 +65,9 @@ Logs are readable lines on stderr, or NDJSON on stdout with --json; a log reader
     ])
     // Everything a user can get wrong is checked before anything touches Redis.
     if (flags.id !== undefined) checkAgentId(flags.id)
-    // Heartbeats more often than once a second would flood sys.global.heartbeat (0 would spin).
+    // 0 would spin; below 100 ms heartbeats would flood sys.global.heartbeat.
     const heartbeatIntervalMs = parseDuration(flags['heartbeat-interval'], '--heartbeat-interval', {
-      min: 1000,
+      min: 100,
     })
     const graceMs = parseDuration(flags.grace, '--grace')
     // The consumer's lease timers run at a quarter of it; past what a Node timer holds, refuse it.
