@@ -282,17 +282,17 @@ export class RaptorBus {
         else options.onError?.(malformedEntry(entry))
       }
       signal?.throwIfAborted()
+      await sub.release((meta: LiveMeta) => {
+        const seen =
+          last.get(meta.channel) ??
+          (resume && Object.hasOwn(resume.after, meta.channel) ? resume.after[meta.channel] : undefined)
+        return seen !== undefined && compareIds(meta.streamId, seen) <= 0
+      }, signal)
     } catch (error) {
       // Never leave a held subscription behind: it would keep every live event in memory.
       await sub.unsubscribe()
       throw error
     }
-    sub.release((meta: LiveMeta) => {
-      const seen =
-        last.get(meta.channel) ??
-        (resume && Object.hasOwn(resume.after, meta.channel) ? resume.after[meta.channel] : undefined)
-      return seen !== undefined && compareIds(meta.streamId, seen) <= 0
-    })
     return sub
   }
 

@@ -53,6 +53,8 @@ interface Entry {
   onError: (error: Error) => void
   /** While set, events are held here instead of delivered (the history backfill of `tail --since`). */
   held?: {event: RaptorEvent; meta: LiveMeta}[]
+  /** Held events already delivered (the release's position in `held`). */
+  heldDone: number
 }
 
 /**
@@ -101,21 +103,39 @@ export class LiveHub {
       dropped: 0,
       onError: options.onError ?? (() => {}),
       held: options.hold ? [] : undefined,
+      heldDone: 0,
     }
     this.entries.add(entry)
     const fresh = entry.redisPatterns.filter((p) => !this.refs.has(p))
     for (const p of entry.redisPatterns) this.refs.set(p, (this.refs.get(p) ?? 0) + 1)
     if (fresh.length > 0) await this.conn.psubscribe(...fresh)
-    const subscription: Subscription & {release(skip: (meta: LiveMeta) => boolean): void} = {
+    const subscription: Subscription & {
+      release(skip: (meta: LiveMeta) => boolean, signal?: AbortSignal): Promise<void>
+    } = {
       patterns: list,
       get dropped() {
         return entry.dropped
       },
       unsubscribe: () => this.remove(entry),
-      release: (skip) => {
+      // Delivers the held events in order, as the history before them was: a handler that returns a
+      // promise is awaited, and what arrives meanwhile is held too, so a slow receiver is never handed
+      // the whole backlog at once. Live delivery starts once the queue is empty.
+      release: async (skip, signal) => {
         const held = entry.held ?? []
+        for (let i = 0; i < held.length; i++) {
+          signal?.throwIfAborted()
+          if (!this.entries.has(entry)) break
+          const h = held[i]
+          held[i] = undefined as never
+          entry.heldDone = i + 1
+          if (skip(h.meta)) continue
+          try {
+            await entry.handler(h.event, h.meta)
+          } catch (error) {
+            entry.onError(error as Error)
+          }
+        }
         entry.held = undefined
-        for (const h of held) if (!skip(h.meta)) this.deliver(entry, h.event, h.meta)
       },
     }
     return subscription
@@ -158,9 +178,31 @@ export class LiveHub {
         event = parsed.event
         meta = {channel, streamId: message.slice(0, space)}
       }
-      if (entry.held) entry.held.push({event, meta})
+      if (entry.held) this.hold(entry, event, meta)
       else this.deliver(entry, event, meta)
     }
+  }
+
+  /**
+   * Holds a live event during a backfill, within `maxInFlight` waiting: past it the event is dropped
+   * (counted) and `onError` hears once that the receiver fell behind (a resumable receiver, such as
+   * the gateway's streams, then ends and resumes from history instead).
+   */
+  private hold(entry: Entry, event: RaptorEvent, meta: LiveMeta): void {
+    const held = entry.held!
+    if (held.length - entry.heldDone < entry.maxInFlight) {
+      held.push({event, meta})
+      return
+    }
+    if (entry.dropped++ === 0)
+      entry.onError(
+        Object.assign(
+          new Error(
+            `receiver too slow: more than ${entry.maxInFlight} live events waited behind the history; later ones are dropped`,
+          ),
+          {name: 'LiveOverflowError'},
+        ),
+      )
   }
 
   private deliver(entry: Entry, event: RaptorEvent, meta: LiveMeta): void {

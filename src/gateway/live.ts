@@ -113,7 +113,13 @@ export async function openStream(
   bus: RaptorBus,
   stream: PreparedStream,
   sink: StreamSink,
-  options: {signal?: AbortSignal; maxInFlight?: number; onStart?: (cursor: CursorTracker) => void} = {},
+  options: {
+    signal?: AbortSignal
+    maxInFlight?: number
+    onStart?: (cursor: CursorTracker) => void
+    /** The receiver fell behind while history was delivered (live events were dropped): end the stream. */
+    onOverflow?: (error: Error) => void
+  } = {},
 ): Promise<OpenStream> {
   // A fresh stream starts at the server time before subscribing, exactly: what is published while
   // the subscription is being set up comes from history (a resume from that time), so that neither a
@@ -131,6 +137,9 @@ export async function openStream(
     since: resume ? undefined : stream.since,
     signal: options.signal,
     maxInFlight: options.maxInFlight,
+    onError: (error) => {
+      if (error.name === 'LiveOverflowError') options.onOverflow?.(error)
+    },
   })
   return {subscription, cursor}
 }
