@@ -7,6 +7,7 @@ import type {ConsumeOutcome, Consumer} from '../bus/consumer.js'
 import {InvalidInputError} from '../bus/errors.js'
 import {checkHandlerChannels} from '../bus/handler.js'
 import type {ChannelMetrics} from '../bus/metrics.js'
+import {setLongInterval, type LongTimer} from '../bus/timers.js'
 import type {AgentLog} from './log.js'
 import type {LoadedHandler} from './plugins.js'
 import {startMetricsServer, type MetricsServer} from './metrics-server.js'
@@ -24,6 +25,13 @@ declare module '../bus/scripts.js' {
     ): Promise<[string, number] | null>
   }
 }
+
+/**
+ * The metrics server binds every IPv4 interface by default, as Prometheus exporters do (node_exporter
+ * listens on `:9100`): the scraper usually runs on another host. `--metrics-host 127.0.0.1` keeps it
+ * local.
+ */
+export const DEFAULT_METRICS_HOST = '0.0.0.0'
 
 /** How long an agent id stays taken after its agent stops renewing it (dies). */
 export const ID_LEASE_MS = 15_000
@@ -66,6 +74,8 @@ export interface AgentOptions {
   heartbeatIntervalMs?: number
   /** Serve `/metrics` (Prometheus) and `/healthz` on this port. */
   metricsPort?: number
+  /** Address the metrics server binds. @defaultValue `0.0.0.0` (every IPv4 interface, as exporters do) */
+  metricsHost?: string
   /** Events held by a dead consumer are reclaimed after this idle time. @defaultValue 20000 */
   reclaimAfterMs?: number
   log: AgentLog
@@ -87,7 +97,7 @@ export class Agent {
   private readonly consumers: Consumer[] = []
   private readonly counts = new Map<string, HandlerCounts>()
   private readonly started = Date.now()
-  private heartbeatTimer?: NodeJS.Timeout
+  private heartbeatTimer?: LongTimer
   private leaseTimer?: NodeJS.Timeout
   private metrics?: MetricsServer
   private stopping = false
@@ -182,10 +192,15 @@ export class Agent {
     if (this.options.metricsPort !== undefined) {
       this.metrics = await startMetricsServer(
         this.options.metricsPort,
+        this.options.metricsHost ?? DEFAULT_METRICS_HOST,
         () => this.healthy(),
         () => this.inFlight,
         () => this.handlerState(),
       )
+      log.write('info', `metrics on http://${this.metrics.host}:${this.metrics.port}/metrics`, {
+        metricsHost: this.metrics.host,
+        metricsPort: this.metrics.port,
+      })
     }
     for (const handler of this.handlers) {
       const definition = {...handler, concurrency: this.options.concurrency ?? handler.concurrency}
@@ -213,7 +228,8 @@ export class Agent {
     }
     await this.heartbeat()
     const interval = this.options.heartbeatIntervalMs ?? 30_000
-    this.heartbeatTimer = setInterval(
+    // Chained timers: an interval past ~24.8 days (what one Node timer holds) is honoured too.
+    this.heartbeatTimer = setLongInterval(
       () =>
         void this.heartbeat().catch((e) => log.write('warn', `heartbeat failed: ${(e as Error).message}`)),
       interval,
@@ -320,7 +336,7 @@ export class Agent {
   async stop(graceMs: number): Promise<void> {
     if (this.stopping) return
     this.stopping = true
-    clearInterval(this.heartbeatTimer)
+    this.heartbeatTimer?.clear()
     const inFlight = this.inFlight
     this.options.log.write('info', `draining: ${inFlight} in flight, grace ${graceMs} ms`, {
       agent: this.id,

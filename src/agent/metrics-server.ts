@@ -7,6 +7,8 @@ import type {ChannelMetrics} from '../bus/metrics.js'
 /** The agent's HTTP endpoint: `/metrics` (Prometheus text format) and `/healthz`. */
 export interface MetricsServer {
   port: number
+  /** The address it is bound to. */
+  host: string
   record(outcome: ConsumeOutcome): void
   close(): Promise<void>
 }
@@ -22,6 +24,7 @@ export interface MetricsServer {
  */
 export async function startMetricsServer(
   port: number,
+  host: string,
   health: () => {ok: boolean; detail: Record<string, unknown>},
   inFlight: () => number,
   state: () => Promise<ChannelMetrics[]>,
@@ -88,14 +91,19 @@ export async function startMetricsServer(
       reject(
         error.code === 'EADDRINUSE'
           ? new InvalidInputError(`--metrics-port ${port} is already in use: pick another port`)
-          : error,
+          : error.code === 'EADDRNOTAVAIL' || error.code === 'ENOTFOUND' || error.code === 'EAI_AGAIN'
+            ? new InvalidInputError(
+                `--metrics-host ${host} is not an address of this machine (${error.code}): use 127.0.0.1, 0.0.0.0 or one of its interfaces`,
+              )
+            : error,
       ),
     )
-    server.listen(port, '0.0.0.0', () => resolve())
+    server.listen(port, host, () => resolve())
   })
   const address = server.address()
   return {
     port: typeof address === 'object' && address ? address.port : port,
+    host: typeof address === 'object' && address ? address.address : host,
     record(o) {
       const labels = {handler: o.handler, channel: o.channel, outcome: o.outcome}
       events.inc(o.outcome === 'dead-lettered' && o.reason ? {...labels, reason: o.reason} : labels)

@@ -18,6 +18,7 @@ import {
   adoptConnection,
   closeConnection,
   openConnection,
+  type ConnectionChange,
   type ConnectionOptions,
 } from './connection.js'
 import {ClosedError, InvalidInputError, type MalformedEntryError} from './errors.js'
@@ -45,7 +46,7 @@ import {compareIds, idTime} from './stream-ids.js'
 import {activeTraceFields, startRequestSpan} from './tracing.js'
 
 /** The dead-letter operations of a bus (`bus.dlq`). */
-export type DlqApi = Pick<Dlq, 'list' | 'depths' | 'requeue' | 'purge'>
+export type DlqApi = Pick<Dlq, 'list' | 'entries' | 'depths' | 'requeue' | 'purge'>
 
 /** Options of `RaptorBus.connect`. */
 export interface BusOptions extends ConnectionOptions {
@@ -102,6 +103,12 @@ export interface LiveSubscribeOptions extends SubscribeOptions {
    * `subscribe` reject with the signal's reason.
    */
   signal?: AbortSignal
+  /**
+   * With `since` or `resume`: most live events held while the history is delivered. Past it the
+   * hold is emptied and the history read again from where it stopped, so the seam still has no gap.
+   * @defaultValue 10000
+   */
+  maxHeld?: number
 }
 
 /**
@@ -133,7 +140,8 @@ export class RaptorBus {
     readonly options: Required<Pick<BusOptions, 'prefix' | 'maxPayloadBytes' | 'source' | 'redisUrl'>> &
       BusOptions,
   ) {
-    this.keys = new Keys(options.prefix)
+    // The database the command connection is on (pub/sub names carry it: pub/sub ignores databases).
+    this.keys = new Keys(options.prefix, redis.options.db ?? 0)
     this.topology = new Topology(options.channels)
     this.history = new History(redis, this.keys, this.topology)
     this.publisher = new Publisher({
@@ -147,6 +155,12 @@ export class RaptorBus {
     // The operator modules (DLQ, metrics) load on first use, so a one-shot publish never pays for them.
     this.dlq = {
       list: async (filter) => (await this.loadDlq()).list(filter),
+      entries: (filter) => {
+        const load = () => this.loadDlq()
+        return (async function* () {
+          yield* (await load()).entries(filter)
+        })()
+      },
       depths: async () => (await this.loadDlq()).depths(),
       requeue: async (options) => (await this.loadDlq()).requeue(options),
       purge: async (options) => (await this.loadDlq()).purge(options),
@@ -202,6 +216,7 @@ export class RaptorBus {
     }
     // Build the topology before connecting so that a bad config fails without touching Redis.
     new Topology(merged.channels)
+    merged.onConnectionChange = linkMonitor(options.onConnectionChange)
     const redis = defineScripts(
       options.redis
         ? await adoptConnection(options.redis, merged)
@@ -241,7 +256,7 @@ export class RaptorBus {
   private hub(): Promise<LiveHub> {
     this.live ??= openConnection(this.options, this.keys.subscriberClientName()).then((conn) => {
       this.subConn = conn
-      return new LiveHub(conn, this.keys)
+      return new LiveHub(conn, this.keys, this.redis)
     })
     return this.live
   }
@@ -266,33 +281,40 @@ export class RaptorBus {
     if (since !== undefined && resume !== undefined)
       throw new InvalidInputError('subscribe takes since or resume, not both')
     // Live events are held while the history is delivered, then released without those it covered.
+    // A hold that overflows (a long backfill into a slow handler) is emptied and the history read
+    // again from where it stopped: every held event is also in history, so the seam has no gap and
+    // memory stays bounded.
     const sub = await hub.subscribe(list, handler, {...options, hold: true})
     const last = new Map<string, string>()
-    const windowOf = (channel: string): ReplayWindow =>
-      resume === undefined
-        ? {since}
-        : Object.hasOwn(resume.after, channel)
-          ? {after: resume.after[channel]}
-          : {from: resume.from}
     try {
-      for await (const entry of this.backfill(list, windowOf)) {
-        signal?.throwIfAborted()
-        last.set(entry.channel, entry.streamId)
-        if (entry.event) await handler(entry.event, {channel: entry.channel, streamId: entry.streamId})
-        else options.onError?.(malformedEntry(entry))
+      // `since` is pinned to server time once, so that a second pass reads the same window.
+      const from = since === undefined ? undefined : (await this.history.serverTime()) - since
+      const windowOf = (channel: string): ReplayWindow => {
+        const seen = last.get(channel)
+        if (seen !== undefined) return {after: seen}
+        if (resume === undefined) return {from}
+        return Object.hasOwn(resume.after, channel) ? {after: resume.after[channel]} : {from: resume.from}
       }
-      signal?.throwIfAborted()
-      await sub.release((meta: LiveMeta) => {
-        const seen =
-          last.get(meta.channel) ??
-          (resume && Object.hasOwn(resume.after, meta.channel) ? resume.after[meta.channel] : undefined)
-        return seen !== undefined && compareIds(meta.streamId, seen) <= 0
-      }, signal)
+      do {
+        for await (const entry of this.backfill(list, windowOf)) {
+          signal?.throwIfAborted()
+          last.set(entry.channel, entry.streamId)
+          if (entry.event) await handler(entry.event, {channel: entry.channel, streamId: entry.streamId})
+          else options.onError?.(malformedEntry(entry))
+        }
+        signal?.throwIfAborted()
+      } while (sub.takeOverflow())
     } catch (error) {
       // Never leave a held subscription behind: it would keep every live event in memory.
       await sub.unsubscribe()
       throw error
     }
+    sub.release((meta: LiveMeta) => {
+      const seen =
+        last.get(meta.channel) ??
+        (resume && Object.hasOwn(resume.after, meta.channel) ? resume.after[meta.channel] : undefined)
+      return seen !== undefined && compareIds(meta.streamId, seen) <= 0
+    })
     return sub
   }
 
@@ -554,6 +576,22 @@ export class RaptorBus {
     if (this.subConn) await closeConnection(this.subConn)
     // A client handed to connect() belongs to the application: it stays open.
     if (!this.options.redis) await closeConnection(this.redis)
+  }
+}
+
+/**
+ * Folds the changes of a bus's connections (commands, live, each consumer's) into the state of its
+ * link to Redis: `lost` when the first one drops, `reconnected` once every one is back.
+ */
+function linkMonitor(listener?: (change: ConnectionChange) => void) {
+  if (!listener) return undefined
+  const down = new Set<number>()
+  return (change: ConnectionChange) => {
+    const before = down.size
+    if (change.state === 'lost') down.add(change.connectionId)
+    else down.delete(change.connectionId)
+    if (before === 0 && down.size > 0) listener(change)
+    else if (before > 0 && down.size === 0) listener(change)
   }
 }
 

@@ -1,7 +1,7 @@
 import {closest} from 'fastest-levenshtein'
 import picomatch from 'picomatch'
 
-import {parseDuration} from './durations.js'
+import {parseDuration, type DurationBounds} from './durations.js'
 import {isChannelName} from './envelope.js'
 import {InvalidInputError} from './errors.js'
 
@@ -38,6 +38,17 @@ export interface ChannelSpec {
 
 const HOUR = 3600 * 1000
 const DAY = 24 * HOUR
+
+/**
+ * What a channel's retention may be: whole milliseconds, at most 10 years. History is trimmed by
+ * `XADD MINID (server now − retention)` and the id index expires with `PX retention`: a fraction
+ * or a retention reaching back before 1970 would make every publish fail in Redis.
+ */
+export const RETENTION_BOUNDS: DurationBounds = {
+  min: 1,
+  integer: true,
+  max: {ms: 3650 * DAY, why: 'history is kept by server time; use a database for longer'},
+}
 
 /** The built-in channels and their retention (SPEC §2). */
 export const BUILTIN_CHANNELS: readonly ChannelSpec[] = [
@@ -97,8 +108,7 @@ export class Topology {
   constructor(extra: readonly ChannelConfig[] = []) {
     for (const spec of BUILTIN_CHANNELS) this.exact.set(spec.name, spec)
     for (const c of extra) {
-      const retentionMs = parseDuration(c.retention, `retention of channel '${c.name}'`)
-      if (retentionMs <= 0) throw new InvalidInputError(`retention of channel '${c.name}' must be positive`)
+      const retentionMs = parseDuration(c.retention, `retention of channel '${c.name}'`, RETENTION_BOUNDS)
       if (isPattern(c.name)) {
         const literal = c.name.replace(/\*\*|\*|>|\?/g, 'x')
         if (!isChannelName(literal)) {

@@ -2,7 +2,8 @@ import {existsSync, readFileSync} from 'node:fs'
 import {resolve} from 'node:path'
 import {pathToFileURL} from 'node:url'
 
-import type {ChannelConfig} from './channels.js'
+import {RETENTION_BOUNDS, type ChannelConfig} from './channels.js'
+import {parseDuration} from './durations.js'
 import {ConfigError} from './errors.js'
 import {formatIssues, toIssues, type PayloadSchema, type PayloadSchemas} from './envelope.js'
 
@@ -49,6 +50,66 @@ function isZodLike(value: unknown): value is PayloadSchema {
   )
 }
 
+/** Keywords that apply a subschema to the same value (so a cycle through them never ends). */
+const SAME_VALUE = ['allOf', 'anyOf', 'oneOf', 'not', 'if', 'then', 'else'] as const
+
+/** The subschema a local `$ref` (`#`, `#/$defs/x`) points to, or undefined. */
+function resolveRef(root: unknown, ref: string): unknown {
+  if (!ref.startsWith('#')) return undefined
+  let node = root
+  for (const raw of ref.slice(1).split('/').slice(1)) {
+    const key = decodeURIComponent(raw).replace(/~1/g, '/').replace(/~0/g, '~')
+    if (typeof node !== 'object' || node === null) return undefined
+    node = (node as Record<string, unknown>)[key]
+  }
+  return node
+}
+
+/**
+ * A `$ref` cycle that never descends into the value (`{"$ref":"#"}`, or `a` → `b` → `a` through
+ * `allOf`…): validating anything that reaches it recurses until the stack overflows. Cycles through
+ * `properties`/`items` are fine (a tree), since each step consumes part of the value.
+ * @returns the `$ref` that closes the cycle, or undefined
+ */
+export function endlessRef(root: unknown): string | undefined {
+  const done = new Set<object>()
+  const visiting = new Set<object>()
+  const visit = (node: unknown, via: string): string | undefined => {
+    if (typeof node !== 'object' || node === null || done.has(node)) return undefined
+    if (visiting.has(node)) return via
+    visiting.add(node)
+    const schema = node as Record<string, unknown>
+    const next: [unknown, string][] = []
+    if (typeof schema.$ref === 'string') next.push([resolveRef(root, schema.$ref), schema.$ref])
+    for (const key of SAME_VALUE) {
+      const value = schema[key]
+      if (Array.isArray(value)) for (const sub of value) next.push([sub, via])
+      else if (value !== undefined) next.push([value, via])
+    }
+    for (const [sub, how] of next) {
+      const found = visit(sub, how)
+      if (found) return found
+    }
+    visiting.delete(node)
+    done.add(node)
+    return undefined
+  }
+  // Every subschema can be entered, so start from each one.
+  const seen = new Set<object>()
+  const walk = (node: unknown): string | undefined => {
+    if (typeof node !== 'object' || node === null || seen.has(node)) return undefined
+    seen.add(node)
+    const found = visit(node, '#')
+    if (found) return found
+    for (const value of Object.values(node)) {
+      const inner = walk(value)
+      if (inner) return inner
+    }
+    return undefined
+  }
+  return walk(root)
+}
+
 /** Finds the config file: the given path, or the first of CONFIG_FILE_NAMES in `cwd`. */
 export function findConfigFile(path: string | undefined, cwd = process.cwd()): string | undefined {
   if (path) {
@@ -90,6 +151,14 @@ export async function loadConfig(path: string | undefined, cwd = process.cwd()):
   if (!parsed.success)
     throw new ConfigError(`invalid config ${file}: ${formatIssues(toIssues(parsed.error))}`, {path: file})
   const config = parsed.data
+  // Retentions are checked here, naming the key: a bad one would otherwise break every publish.
+  for (const [i, channel] of (config.channels ?? []).entries()) {
+    try {
+      parseDuration(channel.retention, `channels[${i}].retention (${channel.name})`, RETENTION_BOUNDS)
+    } catch (error) {
+      throw new ConfigError(`invalid config ${file}: ${(error as Error).message}`, {path: file})
+    }
+  }
   // Read the types from the file's own keys, into a map with no prototype: a type may be named
   // `__proto__` or `constructor` (zod's record copy would turn `__proto__` into the map's prototype).
   const schemas: PayloadSchemas = Object.create(null)
@@ -99,6 +168,12 @@ export async function loadConfig(path: string | undefined, cwd = process.cwd()):
     if (isZodLike(schema)) {
       schemas[type] = schema
     } else if (typeof schema === 'object' && schema !== null) {
+      const cycle = endlessRef(schema)
+      if (cycle !== undefined)
+        throw new ConfigError(
+          `invalid JSON Schema for type '${type}' (schemas.${type}) in ${file}: "$ref": "${cycle}" refers back to itself without descending into the value, so validation would never end`,
+          {path: file},
+        )
       try {
         schemas[type] = z.fromJSONSchema(
           schema as Parameters<typeof z.fromJSONSchema>[0],

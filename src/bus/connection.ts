@@ -1,13 +1,38 @@
+import {isIP, connect as netConnect} from 'node:net'
+import {connect as tlsConnect} from 'node:tls'
+import {formatWithOptions} from 'node:util'
+
+import createDebug from 'debug'
 import {Redis, type RedisOptions} from 'ioredis'
 
 import {ConnectionError, InvalidInputError} from './errors.js'
+import {parseRedisUrl, redactText, redactUrl, secretsOf, type RedisUrl} from './url.js'
+
+export {redactUrl} from './url.js'
 
 /** Default Redis URL. */
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379/0'
 
+/** A connection of the bus went down, or came back. */
+export interface ConnectionChange {
+  /** `lost`: the connection dropped (it reconnects by itself); `reconnected`: it is back. */
+  state: 'lost' | 'reconnected'
+  /** Which connection (its client name, e.g. `raptor:sub`). */
+  connection: string
+  /** Unique per connection within the process (client names may repeat). */
+  connectionId: number
+  /** Why it was lost, when known (never with a password in it). */
+  reason?: string
+}
+
 /** How to reach Redis. */
 export interface ConnectionOptions {
-  /** `redis://[user:password@]host:port/db`, or `rediss://` for TLS. @defaultValue `redis://127.0.0.1:6379/0` */
+  /**
+   * `redis://[[user]:password@]host[:port][/db]`, or `rediss://` for TLS. A password may hold `/`
+   * unencoded; `?password=` works too. A malformed URL, an unsupported scheme or a database the
+   * server lacks is an `InvalidInputError` before anything is sent.
+   * @defaultValue `redis://127.0.0.1:6379/0`
+   */
   redisUrl?: string
   /**
    * An ioredis client the application already has, instead of `redisUrl`: the bus runs its commands
@@ -18,76 +43,228 @@ export interface ConnectionOptions {
   /** How long the first connection may take before `connect` fails. @defaultValue 3000 */
   connectTimeoutMs?: number
   /**
+   * A command with no reply for this long fails with a ConnectionError (a frozen Redis). One-shot
+   * use (`reconnect: false`) defaults to 5000; long-lived connections wait for the reconnect.
+   * @defaultValue 5000 when `reconnect` is false, else none
+   */
+  commandTimeoutMs?: number
+  /**
    * Reconnect after the connection drops (a Redis restart). Long-lived processes want this; one-shot
    * commands fail at once instead. @defaultValue true
    */
   reconnect?: boolean
+  /**
+   * Told when the link to Redis is lost and when it is back (long-lived connections only; a one-shot
+   * connection fails instead). A bus folds all its connections into one link: `lost` when the first
+   * drops, `reconnected` when every one is back.
+   */
+  onConnectionChange?: (change: ConnectionChange) => void
 }
 
-/** The URL with any password replaced by `***`, safe to print. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url)
-    if (parsed.password) parsed.password = '***'
-    return parsed.toString()
-  } catch {
-    return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@')
+/** Passwords seen in URLs, scrubbed from every `debug` line (DEBUG=ioredis:* prints AUTH). */
+const debugSecrets = new Set<string>()
+let debugGuarded = false
+
+/**
+ * Scrubs these secrets (and any URL password) from everything the `debug` package prints, which is
+ * what `DEBUG=ioredis:*` and `DEBUG=oclif:*` write with: ioredis logs `auth([…])`, oclif its argv.
+ */
+export function guardDebugOutput(secrets: Iterable<string>): void {
+  for (const s of secrets) debugSecrets.add(s)
+  if (debugGuarded) return
+  debugGuarded = true
+  const original = createDebug.log
+  const options = (createDebug as unknown as {inspectOpts?: object}).inspectOpts ?? {}
+  createDebug.log = function (this: unknown, ...args: unknown[]) {
+    return original.call(this, '%s', redactText(formatWithOptions(options, ...args), debugSecrets))
   }
 }
 
-function describe(error: unknown): string {
+/** Connections being closed on purpose: their `close` is not a loss. */
+const closing = new WeakSet<Redis>()
+
+function describe(error: unknown, secrets: string[]): string {
   const e = error as NodeJS.ErrnoException
-  const text = e?.code ?? e?.message ?? String(error)
-  // ioredis sometimes embeds the URL (with its password) in messages; never let it through.
-  return text.replace(/\/\/([^:@/\s]*):[^@/\s]*@/g, '//$1:***@')
+  const text =
+    e?.message && e.code && !e.message.includes(e.code)
+      ? `${e.code}: ${e.message}`
+      : (e?.message ?? e?.code ?? String(error))
+  return redactText(text, secrets)
+}
+
+/** Errors of a TLS handshake (as opposed to a refused or unreachable port). */
+const TLS_ERROR =
+  /SSL|TLS|certificate|CERT_|self.signed|secure TLS connection|wrong version number|handshake/i
+const CERT_ERROR = /CERT|certificate|self.signed|UNABLE_TO_VERIFY|altname/i
+
+/** True when something at host:port answers a plain RESP PING (a plain-text Redis). */
+function speaksPlainRedis(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = netConnect({host, port})
+    const done = (result: boolean) => {
+      socket.destroy()
+      resolve(result)
+    }
+    socket.setTimeout(timeoutMs, () => done(false))
+    socket.once('error', () => done(false))
+    socket.once('connect', () => socket.write('PING\r\n'))
+    socket.once('data', (data) => done(data[0] === 0x2b /* + */ || data[0] === 0x2d /* - */))
+  })
+}
+
+/** True when host:port completes a TLS handshake (certificate not checked: only the protocol). */
+function speaksTls(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = tlsConnect({
+      host,
+      port,
+      rejectUnauthorized: false,
+      ...(isIP(host) ? {} : {servername: host}),
+    })
+    const done = (result: boolean) => {
+      socket.destroy()
+      resolve(result)
+    }
+    socket.setTimeout(timeoutMs, () => done(false))
+    socket.once('error', () => done(false))
+    socket.once('secureConnect', () => done(true))
+  })
+}
+
+/** Names a TLS mismatch (rediss:// to a plain port, redis:// to a TLS port), when that is what failed. */
+async function tlsDiagnosis(url: RedisUrl, error: unknown): Promise<string | undefined> {
+  const code = (error as NodeJS.ErrnoException)?.code ?? ''
+  if (/ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH/.test(code)) return undefined
+  const {host, port} = url.endpoints[0]
+  const text = `${code} ${(error as Error)?.message ?? ''}`
+  if (url.tls) {
+    if (await speaksPlainRedis(host, port))
+      return `TLS handshake with ${host}:${port} failed: the server there speaks plain Redis, not TLS; use redis:// instead of rediss://`
+    if (CERT_ERROR.test(text))
+      return `TLS handshake with ${host}:${port} failed: the server's certificate is not trusted (${describe(error, [])}); trust its CA with NODE_EXTRA_CA_CERTS=ca.pem`
+    if (TLS_ERROR.test(text))
+      return `TLS handshake with ${host}:${port} failed (${describe(error, [])}): check that the port serves TLS`
+    return undefined
+  }
+  if (await speaksTls(host, port))
+    return `the server at ${host}:${port} expects TLS: use rediss:// instead of redis://`
+  return undefined
 }
 
 /** Wraps a failure to reach Redis in a ConnectionError with a hint of what to do. */
-export function connectionError(url: string, error: unknown): ConnectionError {
-  const reason = describe(error)
-  const auth = /NOAUTH|WRONGPASS|invalid password|AUTH/i.test(reason)
+export function connectionError(url: string, error: unknown, diagnosis?: string): ConnectionError {
+  const safeUrl = redactUrl(url)
+  const reason = describe(error, secretsOf(url))
+  if (diagnosis) return new ConnectionError(`${diagnosis} (${safeUrl})`, {url: safeUrl}, {cause: error})
+  const auth = /NOAUTH|WRONGPASS|invalid password|invalid username-password|AUTH/i.test(reason)
   const hint = auth
-    ? 'check the password in --redis-url / REDIS_URL'
+    ? 'check the user and password in --redis-url / REDIS_URL'
     : 'start redis-server there, or point --redis-url / REDIS_URL at a reachable Redis'
   return new ConnectionError(
-    `cannot reach Redis at ${redactUrl(url)} (${reason}): ${hint}`,
-    {url: redactUrl(url)},
+    `cannot reach Redis at ${safeUrl} (${reason}): ${hint}`,
+    {url: safeUrl},
     {cause: error},
   )
 }
 
+/** ioredis options for a parsed URL (the URL itself never reaches ioredis, so its errors hold no password). */
+function redisOptions(url: RedisUrl): RedisOptions {
+  const {host, port} = url.endpoints[0]
+  return {
+    host,
+    port,
+    username: url.username,
+    password: url.password,
+    ...(url.family ? {family: url.family} : {}),
+    // SNI takes a host name only (an IP address there is deprecated).
+    ...(url.tls ? {tls: isIP(host) ? {} : {servername: host}} : {}),
+  }
+}
+
+/** Switches to the URL's database, refusing one the server does not have (nothing written yet). */
+async function selectDb(redis: Redis, url: RedisUrl): Promise<void> {
+  if (url.db === 0) return
+  try {
+    await redis.select(url.db)
+  } catch (error) {
+    const {host, port} = url.endpoints[0]
+    const why = (error as Error).message
+    throw new InvalidInputError(
+      /out of range|invalid DB/i.test(why)
+        ? `database ${url.db} does not exist on the Redis at ${host}:${port} (${why}): use one from 0 to the server's "databases" setting minus 1`
+        : `cannot use database ${url.db} on the Redis at ${host}:${port} (${why}): use database 0`,
+      {url: url.redacted, db: url.db},
+    )
+  }
+  // Reconnections select it again from the start.
+  redis.options.db = url.db
+}
+
+let connectionIds = 0
+
+/** Reports losses and recoveries of one connection, once per transition. */
+function watch(redis: Redis, name: string, report: (change: ConnectionChange) => void): void {
+  const connectionId = ++connectionIds
+  let down = false
+  let lastError: unknown
+  redis.on('error', (error) => (lastError = error))
+  redis.on('close', () => {
+    if (down || closing.has(redis)) return
+    // A connection closed on purpose (quit/disconnect) ends; one that was lost reconnects.
+    setImmediate(() => {
+      if (down || closing.has(redis) || redis.status === 'end') return
+      down = true
+      const reason = lastError ? describe(lastError, []) : 'connection closed'
+      report({state: 'lost', connection: name, connectionId, reason})
+    })
+  })
+  redis.on('ready', () => {
+    if (!down) return
+    down = false
+    lastError = undefined
+    report({state: 'reconnected', connection: name, connectionId})
+  })
+}
+
 /**
  * Opens one ioredis connection and waits until it is ready. The first connection fails within
- * `connectTimeoutMs`; once up, a `reconnect` connection retries forever with capped backoff.
- * @throws ConnectionError when Redis cannot be reached
+ * `connectTimeoutMs`; once up, a `reconnect` connection retries forever with capped backoff, and a
+ * one-shot connection fails any command Redis leaves unanswered for `commandTimeoutMs`.
+ * @throws InvalidInputError for a malformed URL or a database the server lacks (nothing sent)
+ * @throws ConnectionError when Redis cannot be reached (naming a TLS mismatch as such)
  */
 export async function openConnection(
   options: ConnectionOptions,
   clientName?: string,
   extra: RedisOptions = {},
 ): Promise<Redis> {
-  const url = options.redis ? clientUrl(options.redis) : (options.redisUrl ?? DEFAULT_REDIS_URL)
   const timeout = options.connectTimeoutMs ?? 3000
-  let everReady = false
-  let redis: Redis
-  try {
+  const oneShot = options.reconnect === false
+  if (options.redis) {
     // A client of the application's: its own options (auth, TLS, retries), one more connection.
-    if (options.redis) return await duplicate(options.redis, timeout, {...extra, connectionName: clientName})
-    redis = new Redis(url, {
-      lazyConnect: true,
-      connectTimeout: timeout,
-      connectionName: clientName,
-      enableAutoPipelining: false,
-      maxRetriesPerRequest: options.reconnect === false ? 0 : null,
-      retryStrategy: (times) => {
-        if (!everReady || options.reconnect === false) return null
-        return Math.min(50 * 2 ** Math.min(times, 6), 2000)
-      },
-      ...extra,
-    })
-  } catch (error) {
-    throw connectionError(url, error)
+    const copy = await duplicate(options.redis, timeout, {...extra, connectionName: clientName})
+    if (options.onConnectionChange && !oneShot) watch(copy, clientName ?? 'redis', options.onConnectionChange)
+    return copy
   }
+  const raw = options.redisUrl ?? DEFAULT_REDIS_URL
+  const url = parseRedisUrl(raw)
+  guardDebugOutput(secretsOf(raw))
+  const commandTimeout = options.commandTimeoutMs ?? (oneShot ? 5000 : undefined)
+  let everReady = false
+  const redis = new Redis({
+    ...redisOptions(url),
+    lazyConnect: true,
+    connectTimeout: timeout,
+    connectionName: clientName,
+    enableAutoPipelining: false,
+    maxRetriesPerRequest: oneShot ? 0 : null,
+    ...(commandTimeout ? {commandTimeout} : {}),
+    retryStrategy: (times) => {
+      if (!everReady || oneShot) return null
+      return Math.min(50 * 2 ** Math.min(times, 6), 2000)
+    },
+    ...extra,
+  })
   // Errors after a connection is up are handled by reconnecting; keep them from crashing the process.
   let lastError: unknown
   redis.on('error', (error) => {
@@ -106,11 +283,21 @@ export async function openConnection(
     ])
     everReady = true
   } catch (error) {
+    closing.add(redis)
     redis.disconnect()
-    throw connectionError(url, lastError ?? error)
+    const cause = lastError ?? error
+    throw connectionError(raw, cause, await tlsDiagnosis(url, cause))
   } finally {
     clearTimeout(timer)
   }
+  try {
+    await selectDb(redis, url)
+  } catch (error) {
+    closing.add(redis)
+    redis.disconnect()
+    throw error
+  }
+  if (options.onConnectionChange && !oneShot) watch(redis, clientName ?? 'redis', options.onConnectionChange)
   return redis
 }
 
@@ -176,6 +363,7 @@ export async function adoptConnection(client: Redis, options: ConnectionOptions)
  * more than `timeoutMs` for a Redis that is gone.
  */
 export async function closeConnection(conn: Redis, timeoutMs = 1000): Promise<void> {
+  closing.add(conn)
   if (conn.status !== 'ready') {
     conn.disconnect()
     return

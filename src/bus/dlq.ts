@@ -149,6 +149,17 @@ interface RawEntry {
   fields: Record<string, string>
 }
 
+/** A filter prepared for reading streams. */
+interface Selector {
+  /** Only the entries named by DLQ id (read directly, no scan). */
+  byDlqId: boolean
+  dlqIds: Set<string>
+  before?: number
+  /** XRANGE end (exclusive of `before`). */
+  end: string
+  matches(raw: RawEntry): boolean
+}
+
 /** What the DLQ needs of the bus. */
 export interface DlqContext {
   redis: ScriptedRedis
@@ -162,6 +173,8 @@ export interface DlqContext {
 }
 
 const PAGE = 500
+/** Page of each stream in a merged listing (one page per stream is held at a time). */
+const MERGE_PAGE = 100
 const DEFAULT_BATCH = 500
 const MAX_ID = `${Number.MAX_SAFE_INTEGER}`
 
@@ -206,6 +219,19 @@ function toMs(value: number | Date | undefined): number | undefined {
   return value instanceof Date ? value.getTime() : value
 }
 
+/** An RFC 3339 time, or undefined when the ms are not a representable date. */
+function isoTime(ms: number): string | undefined {
+  if (!Number.isFinite(ms) || ms <= 0) return undefined
+  const date = new Date(ms)
+  return Number.isNaN(date.getTime()) ? undefined : date.toISOString()
+}
+
+/** A non-negative integer count, or 0. */
+function count(value: string | undefined): number {
+  const n = Number(value ?? 0)
+  return Number.isSafeInteger(n) && n >= 0 ? n : 0
+}
+
 /** The stored envelope: parsed when it is JSON, the raw string otherwise. */
 function storedEvent(e: string | undefined): unknown {
   if (e === undefined) return null
@@ -224,20 +250,23 @@ function storedEvent(e: string | undefined): unknown {
 export class Dlq {
   constructor(private readonly ctx: DlqContext) {}
 
-  /** Turns a stream entry into the public entry shape. */
+  /**
+   * Turns a stream entry into the public entry shape. Fields written by something other than raptor
+   * (a foreign XADD) never stop a listing: a failure time that is not a date falls back to the
+   * entry's stream id (when it was written), counts that are not numbers to 0.
+   */
   private toEntry(raw: RawEntry): DlqEntry {
     const f = raw.fields
-    const failedAt = Number(f.failedAt) || idTime(raw.streamId)
     return {
       id: formatDlqId(raw.dlqChannel, raw.reason, raw.streamId),
       reason: raw.reason,
       originalChannel: f.channel ?? raw.dlqChannel,
       error: f.error ?? '',
-      attempts: Number(f.attempts ?? 0),
-      failedAt: new Date(failedAt).toISOString(),
+      attempts: count(f.attempts),
+      failedAt: isoTime(Number(f.failedAt)) ?? isoTime(idTime(raw.streamId)) ?? '1970-01-01T00:00:00.000Z',
       handler: f.handler ? f.handler : null,
       event: storedEvent(f.e),
-      requeues: Number(f.requeues ?? 0),
+      requeues: count(f.requeues),
     }
   }
 
@@ -288,12 +317,8 @@ export class Dlq {
     return ends
   }
 
-  /**
-   * Yields the entries matching a filter, stream by stream, each stream in dead-letter order. With
-   * `ends`, each stream is read up to its end there only (streams not in it are skipped).
-   */
-  private async *scan(filter: DlqFilter, ends?: Map<string, string>): AsyncGenerator<RawEntry> {
-    const {redis, keys} = this.ctx
+  /** What a filter selects, prepared once for every stream it reads. */
+  private selector(filter: DlqFilter): Selector {
     const matchers = filter.channels?.length ? filter.channels.map(channelMatcher) : undefined
     const handlers = filter.handlers?.length ? new Set(filter.handlers) : undefined
     const ids = filter.ids ?? []
@@ -301,7 +326,6 @@ export class Dlq {
     const eventIds = new Set(ids.filter((id) => id.startsWith('evt-')))
     const before = toMs(filter.before)
     const end = before === undefined ? '+' : `${Math.floor(before) - 1}-${MAX_ID}`
-    let left = filter.limit ?? Infinity
     const matches = (raw: RawEntry): boolean => {
       const f = raw.fields
       if (matchers && !matchers.some((m) => m(f.channel ?? raw.dlqChannel))) return false
@@ -312,59 +336,102 @@ export class Dlq {
       const m = /"id":"(evt-[^"]+)"/.exec(f.e)
       return m !== null && eventIds.has(m[1])
     }
+    return {byDlqId: ids.length > 0 && eventIds.size === 0, dlqIds, before, end, matches}
+  }
+
+  /**
+   * The entries of one DLQ stream matching a selector, in dead-letter order, read page by page, up
+   * to the stream id `last` (the selector's own end unless a run's window says sooner).
+   */
+  private async *streamEntries(
+    channel: string,
+    reason: DlqReason,
+    sel: Selector,
+    pageSize = PAGE,
+    last = sel.end,
+  ): AsyncGenerator<RawEntry> {
+    const {redis, keys} = this.ctx
+    const key = keys.dlq(channel, reason)
+    // Known DLQ ids only (no event ids): read exactly those entries.
+    if (sel.byDlqId) {
+      for (const id of sel.dlqIds) {
+        const parsed = parseDlqId(id)
+        if (parsed.channel !== channel || parsed.reason !== reason) continue
+        const found = (await redis.xrange(key, parsed.streamId, parsed.streamId)) as [string, string[]][]
+        if (found.length === 0 || (last !== '+' && compareIds(found[0][0], last) > 0)) continue
+        const raw = {dlqChannel: channel, reason, streamId: found[0][0], fields: fieldsOf(found[0][1])}
+        if (sel.before !== undefined && idTime(raw.streamId) >= sel.before) continue
+        if (sel.matches(raw)) yield raw
+      }
+      return
+    }
+    let cursor = '-'
+    for (;;) {
+      const page = (await redis.xrange(key, cursor, last, 'COUNT', pageSize)) as [string, string[]][]
+      for (const [streamId, flat] of page) {
+        const raw = {dlqChannel: channel, reason, streamId, fields: fieldsOf(flat)}
+        if (sel.matches(raw)) yield raw
+      }
+      if (page.length < pageSize) return
+      cursor = `(${page[page.length - 1][0]}`
+    }
+  }
+
+  /**
+   * Yields the entries matching a filter, stream by stream, each stream in dead-letter order. With
+   * `ends`, each stream is read up to its end there only (streams not in it are skipped).
+   */
+  private async *scan(filter: DlqFilter, ends?: Map<string, string>): AsyncGenerator<RawEntry> {
+    const sel = this.selector(filter)
+    const {end} = sel
+    let left = filter.limit ?? Infinity
     for (const {channel, reason} of await this.streams(filter)) {
       if (left <= 0) return
-      const key = keys.dlq(channel, reason)
-      const windowEnd = ends ? ends.get(key) : end
+      const windowEnd = ends ? ends.get(this.ctx.keys.dlq(channel, reason)) : end
       if (windowEnd === undefined) continue
       const last = end !== '+' && compareIds(end, windowEnd) < 0 ? end : windowEnd
-      // Known DLQ ids only (no event ids): read exactly those entries.
-      if (ids.length > 0 && eventIds.size === 0) {
-        for (const id of dlqIds) {
-          const parsed = parseDlqId(id)
-          if (parsed.channel !== channel || parsed.reason !== reason) continue
-          const found = (await redis.xrange(key, parsed.streamId, parsed.streamId)) as [string, string[]][]
-          if (found.length === 0 || (last !== '+' && compareIds(found[0][0], last) > 0)) continue
-          const raw = {dlqChannel: channel, reason, streamId: found[0][0], fields: fieldsOf(found[0][1])}
-          if (before !== undefined && idTime(raw.streamId) >= before) continue
-          if (!matches(raw)) continue
-          yield raw
-          if (--left <= 0) return
-        }
-        continue
-      }
-      let cursor = '-'
-      while (left > 0) {
-        const page = (await redis.xrange(key, cursor, last, 'COUNT', PAGE)) as [string, string[]][]
-        for (const [streamId, flat] of page) {
-          const raw = {dlqChannel: channel, reason, streamId, fields: fieldsOf(flat)}
-          if (!matches(raw)) continue
-          yield raw
-          if (--left <= 0) return
-        }
-        if (page.length < PAGE) break
-        cursor = `(${page[page.length - 1][0]}`
+      for await (const raw of this.streamEntries(channel, reason, sel, PAGE, last)) {
+        yield raw
+        if (--left <= 0) return
       }
     }
   }
 
   /**
-   * Dead letters matching the filter, oldest first.
+   * Dead letters matching the filter, oldest first, as they are read: a k-way merge of the DLQ
+   * streams page by page, so that listing any number of them holds one page per stream in memory.
+   * @throws InvalidInputError for an unknown reason or a malformed id
+   */
+  async *entries(filter: DlqFilter = {}): AsyncGenerator<DlqEntry> {
+    const sel = this.selector(filter)
+    const heads: {iter: AsyncGenerator<RawEntry>; raw: RawEntry}[] = []
+    for (const {channel, reason} of await this.streams(filter)) {
+      const iter = this.streamEntries(channel, reason, sel, MERGE_PAGE)
+      const first = await iter.next()
+      if (!first.done) heads.push({iter, raw: first.value})
+    }
+    let left = filter.limit ?? Infinity
+    while (heads.length > 0 && left-- > 0) {
+      let min = 0
+      for (let i = 1; i < heads.length; i++) if (byFailure(heads[i].raw, heads[min].raw) < 0) min = i
+      const head = heads[min]
+      yield this.toEntry(head.raw)
+      const next = await head.iter.next()
+      if (next.done) heads.splice(min, 1)
+      else head.raw = next.value
+    }
+    for (const head of heads) await head.iter.return(undefined)
+  }
+
+  /**
+   * Dead letters matching the filter, oldest first (all of them in memory: see {@link entries} to
+   * stream them).
    * @throws InvalidInputError for an unknown reason or a malformed id
    */
   async list(filter: DlqFilter = {}): Promise<DlqEntry[]> {
-    const raws: RawEntry[] = []
-    // Each stream is read up to the limit; the merge then keeps the oldest `limit` overall.
-    for await (const raw of this.scan({...filter, limit: undefined})) {
-      raws.push(raw)
-      if (filter.limit !== undefined && raws.length >= filter.limit * 4 + 1000) {
-        raws.sort(byFailure)
-        raws.length = filter.limit
-      }
-    }
-    raws.sort(byFailure)
-    if (filter.limit !== undefined) raws.length = Math.min(raws.length, filter.limit)
-    return raws.map((r) => this.toEntry(r))
+    const found: DlqEntry[] = []
+    for await (const entry of this.entries(filter)) found.push(entry)
+    return found
   }
 
   /** DLQ depth per (channel, reason): XLEN of each DLQ stream that holds anything. */

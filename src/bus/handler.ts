@@ -3,6 +3,7 @@ import {z} from 'zod'
 import {assertChannelPattern, isPattern, type Topology} from './channels.js'
 import {PluginError, TimeoutError} from './errors.js'
 import {formatIssues, toIssues, type Payload, type PublishInput, type RaptorEvent} from './envelope.js'
+import {setLongTimeout, type LongTimer} from './timers.js'
 import {startHandlerSpan, tracingRegistered} from './tracing.js'
 
 /** Retry backoff: capped exponential with optional full jitter. */
@@ -255,9 +256,9 @@ async function runHandler(
   }
   if (!returned || typeof (returned as Promise<unknown>).then !== 'function') return {kind: 'ok'}
   const run = Promise.resolve(returned as Promise<unknown>)
-  let timer: NodeJS.Timeout | undefined
+  let timer: LongTimer | undefined
   const ended = new Promise<AttemptResult>((resolve) => {
-    timer = setTimeout(() => {
+    timer = setLongTimeout(() => {
       abortable.abort(new TimeoutError(`handler ${handler.name} exceeded timeoutMs ${handler.timeoutMs}`))
     }, handler.timeoutMs)
     abortable.onAbort((reason) => resolve({kind: reason instanceof TimeoutError ? 'timeout' : 'stopped'}))
@@ -269,6 +270,6 @@ async function runHandler(
   try {
     return await ended
   } finally {
-    clearTimeout(timer)
+    timer?.clear()
   }
 }

@@ -30,7 +30,7 @@ export {envelopeJsonSchema} from './envelope.js'
 
 export type {ChannelConfig, ChannelSpec, DlqReason} from './channels.js'
 export type {RaptorConfig} from './config.js'
-export type {ConnectionOptions} from './connection.js'
+export type {ConnectionChange, ConnectionOptions} from './connection.js'
 export type {ConsumeOptions, ConsumeOutcome, Consumer, Takeover} from './consumer.js'
 export type {
   DlqEntry,
@@ -54,6 +54,6 @@ export type {
 export type {BackoffOptions, HandlerContext, HandlerDefinition, HandlerLogger} from './handler.js'
 export type {AgentInfo, HealthCheck, HealthOptions, HealthReport} from './health.js'
 export type {ReplayWindow} from './history.js'
-export type {LiveHandler, LiveMeta, SubscribeOptions, Subscription} from './live.js'
+export type {LiveGap, LiveHandler, LiveMeta, SubscribeOptions, Subscription} from './live.js'
 export type {BusMetrics, ChannelMetrics, CounterName, Counters, HandlerMetrics} from './metrics.js'
 export type {ReplayToOptions, ReplayToResult} from './replay.js'

@@ -8,7 +8,14 @@ import type {DlqReason} from './channels.js'
  * registry, agents) are only ever touched outside those scripts.
  */
 export class Keys {
-  constructor(readonly prefix: string) {}
+  /**
+   * @param prefix the key prefix (PREFIX_PATTERN: no `@`)
+   * @param db the database index: pub/sub ignores databases, so live names carry it
+   */
+  constructor(
+    readonly prefix: string,
+    readonly db = 0,
+  ) {}
 
   private tag(channel: string): string {
     return `${this.prefix}:ch:{${channel}}`
@@ -76,30 +83,41 @@ export class Keys {
     return `${this.prefix}:agents`
   }
 
+  /**
+   * The head of every pub/sub name of this prefix and database: `<prefix>:<kind>@<db>:`. Pub/sub
+   * names are global to a server (databases do not separate them), so the database is in the name;
+   * and since a prefix can never hold `@`, the first `@` ends the prefix: `a:live@0:*` can match no
+   * name of prefix `a:live` (`a:live:live@0:…`) nor of database 5 (`a:live@5:…`).
+   */
+  private pubsub(kind: string): string {
+    return `${this.prefix}:${kind}@${this.db}:`
+  }
+
   /** Pub/sub channel for live delivery of a channel's events. */
   live(channel: string): string {
-    return `${this.prefix}:live:${channel}`
+    return this.pubsub('live') + channel
   }
 
   /** Pub/sub pattern covering the live channels a glob can match (a superset; matched exactly client-side). */
   livePattern(pattern: string): string {
     const redisGlob = pattern.replace(/\*\*|>$/g, '*')
-    return `${this.prefix}:live:${redisGlob}`
+    return this.pubsub('live') + redisGlob
   }
 
-  /** Channel name from a live pub/sub channel name. */
-  channelOfLive(liveChannel: string): string {
-    return liveChannel.slice(this.prefix.length + ':live:'.length)
+  /** Channel name from a live pub/sub channel name; undefined when the name is not one of ours. */
+  channelOfLive(liveChannel: string): string | undefined {
+    const head = this.pubsub('live')
+    return liveChannel.startsWith(head) ? liveChannel.slice(head.length) : undefined
   }
 
   /** Pub/sub channel on which replies to a request with this correlation id arrive. */
   reply(correlationId: string): string {
-    return `${this.prefix}:reply:${correlationId}`
+    return this.pubsub('reply') + correlationId
   }
 
-  /** Client name prefix of live subscriber connections (counted by `metrics` via CLIENT LIST). */
+  /** Client name of live subscriber connections (counted by `metrics` via CLIENT LIST). */
   subscriberClientName(): string {
-    return `${this.prefix}:sub`
+    return `${this.prefix}:sub@${this.db}`
   }
 }
 

@@ -1,7 +1,7 @@
 import type {Redis} from 'ioredis'
 
 import {channelMatcher} from './channels.js'
-import {formatIssues, parseEnvelope} from './envelope.js'
+import {formatIssues, isChannelName, parseEnvelope} from './envelope.js'
 import {MalformedEntryError} from './errors.js'
 import type {RaptorEvent} from './envelope.js'
 import type {Keys} from './keys.js'
@@ -17,6 +17,15 @@ export interface LiveMeta {
 /** A live event handler. A returned promise is awaited only to count in-flight work and catch errors. */
 export type LiveHandler = (event: RaptorEvent, meta: LiveMeta) => void | Promise<void>
 
+/** Events a live subscription missed while Redis had disconnected it. */
+export interface LiveGap {
+  /**
+   * Matching events published while it was disconnected, at most (an estimate from the channels'
+   * `published` counters: events published just after the resubscribe may be counted too).
+   */
+  lost: number
+}
+
 /** Options of `bus.subscribe`. */
 export interface SubscribeOptions {
   /**
@@ -30,16 +39,37 @@ export interface SubscribeOptions {
    * history entry) that is not a valid event and was skipped. @defaultValue ignore
    */
   onError?: (error: Error) => void
+  /**
+   * Called when the subscription is back after Redis disconnected it (a restart, or Redis cutting
+   * off a subscriber that fell behind by its `client-output-buffer-limit`), with what it may have
+   * missed meanwhile. Also counted in `lost`.
+   */
+  onGap?: (gap: LiveGap) => void
 }
 
 /** A live subscription. */
 export interface Subscription {
   /** The patterns subscribed to. */
   readonly patterns: readonly string[]
-  /** Events dropped because the handler fell behind. */
+  /** Events dropped because the handler fell behind (more than `maxInFlight` in flight). */
   readonly dropped: number
+  /** Times Redis disconnected the subscription (it resubscribes by itself). */
+  readonly disconnects: number
+  /** Matching events published while disconnected, at most (see {@link LiveGap}). */
+  readonly lost: number
   /** Stops delivery and releases the patterns no other subscription uses. */
   unsubscribe(): Promise<void>
+}
+
+/** A subscription whose events are held (for a history backfill) until released. */
+export interface HeldSubscription extends Subscription {
+  /**
+   * True when more events arrived than the hold keeps: the hold was emptied and the events it
+   * dropped must be read from history. Restarts the hold.
+   */
+  takeOverflow(): boolean
+  /** Delivers the held events (but those `skip` says were already delivered) and goes live. */
+  release(skip: (meta: LiveMeta) => boolean): void
 }
 
 interface Entry {
@@ -48,13 +78,21 @@ interface Entry {
   matchers: ((c: string) => boolean)[]
   handler: LiveHandler
   maxInFlight: number
+  /** Most events held during a backfill before the hold overflows. */
+  maxHeld: number
   inFlight: number
   dropped: number
+  /** Messages that reached this subscription (delivered, held or dropped). */
+  received: number
+  disconnects: number
+  lost: number
+  /** `published` counter totals of the matching channels when the subscription started. */
+  baseline?: Promise<number>
   onError: (error: Error) => void
+  onGap?: (gap: LiveGap) => void
   /** While set, events are held here instead of delivered (the history backfill of `tail --since`). */
   held?: {event: RaptorEvent; meta: LiveMeta}[]
-  /** Held events already delivered (the release's position in `held`). */
-  heldDone: number
+  overflowed: boolean
 }
 
 /**
@@ -65,9 +103,14 @@ export class LiveHub {
   private readonly entries = new Set<Entry>()
   private readonly refs = new Map<string, number>()
 
+  /**
+   * @param conn the subscriber connection (pub/sub mode)
+   * @param commands a command connection, to read the channels' counters after a disconnect
+   */
   constructor(
     private readonly conn: Redis,
     private readonly keys: Keys,
+    private readonly commands: Redis,
   ) {
     // Redis sends a message once per pattern of this connection that matches its channel (`**` and
     // `sys.alert.*` both match sys.alert.critical), back to back within one PUBLISH. Dispatch it once:
@@ -78,6 +121,13 @@ export class LiveHub {
       if (key === last) return
       last = key
       this.dispatch(liveChannel, message)
+    })
+    let down = false
+    conn.on('close', () => (down = true))
+    conn.on('ready', () => {
+      if (!down) return
+      down = false
+      for (const entry of this.entries) void this.accountGap(entry)
     })
   }
 
@@ -90,8 +140,18 @@ export class LiveHub {
   async subscribe(
     patterns: readonly string[],
     handler: LiveHandler,
-    options: SubscribeOptions & {hold?: boolean} = {},
-  ) {
+    options: SubscribeOptions & {hold: true; maxHeld?: number},
+  ): Promise<HeldSubscription>
+  async subscribe(
+    patterns: readonly string[],
+    handler: LiveHandler,
+    options?: SubscribeOptions & {hold?: boolean; maxHeld?: number},
+  ): Promise<Subscription>
+  async subscribe(
+    patterns: readonly string[],
+    handler: LiveHandler,
+    options: SubscribeOptions & {hold?: boolean; maxHeld?: number} = {},
+  ): Promise<HeldSubscription> {
     const list = patterns.length > 0 ? [...patterns] : ['**']
     const entry: Entry = {
       patterns: list,
@@ -99,46 +159,45 @@ export class LiveHub {
       matchers: list.map(channelMatcher),
       handler,
       maxInFlight: options.maxInFlight ?? 10_000,
+      maxHeld: options.maxHeld ?? 10_000,
       inFlight: 0,
       dropped: 0,
+      received: 0,
+      disconnects: 0,
+      lost: 0,
       onError: options.onError ?? (() => {}),
+      onGap: options.onGap,
       held: options.hold ? [] : undefined,
-      heldDone: 0,
+      overflowed: false,
     }
     this.entries.add(entry)
     const fresh = entry.redisPatterns.filter((p) => !this.refs.has(p))
     for (const p of entry.redisPatterns) this.refs.set(p, (this.refs.get(p) ?? 0) + 1)
     if (fresh.length > 0) await this.conn.psubscribe(...fresh)
-    const subscription: Subscription & {
-      release(skip: (meta: LiveMeta) => boolean, signal?: AbortSignal): Promise<void>
-    } = {
+    entry.baseline = this.published(entry).catch(() => 0)
+    return {
       patterns: list,
       get dropped() {
         return entry.dropped
       },
+      get disconnects() {
+        return entry.disconnects
+      },
+      get lost() {
+        return entry.lost
+      },
       unsubscribe: () => this.remove(entry),
-      // Delivers the held events in order, as the history before them was: a handler that returns a
-      // promise is awaited, and what arrives meanwhile is held too, so a slow receiver is never handed
-      // the whole backlog at once. Live delivery starts once the queue is empty.
-      release: async (skip, signal) => {
+      takeOverflow: () => {
+        const overflowed = entry.overflowed
+        entry.overflowed = false
+        return overflowed
+      },
+      release: (skip) => {
         const held = entry.held ?? []
-        for (let i = 0; i < held.length; i++) {
-          signal?.throwIfAborted()
-          if (!this.entries.has(entry)) break
-          const h = held[i]
-          held[i] = undefined as never
-          entry.heldDone = i + 1
-          if (skip(h.meta)) continue
-          try {
-            await entry.handler(h.event, h.meta)
-          } catch (error) {
-            entry.onError(error as Error)
-          }
-        }
         entry.held = undefined
+        for (const h of held) if (!skip(h.meta)) this.deliver(entry, h.event, h.meta)
       },
     }
-    return subscription
   }
 
   /** Removes every subscription. */
@@ -159,12 +218,46 @@ export class LiveHub {
     if (unused.length > 0 && this.conn.status === 'ready') await this.conn.punsubscribe(...unused)
   }
 
+  /** Sum of the `published` counters of the channels a subscription matches. */
+  private async published(entry: Entry): Promise<number> {
+    const channels = (await this.commands.smembers(this.keys.channelRegistry())).filter((c) =>
+      entry.matchers.some((m) => m(c)),
+    )
+    if (channels.length === 0) return 0
+    const pipeline = this.commands.pipeline()
+    for (const c of channels) pipeline.hget(this.keys.stats(c), 'published')
+    const results = (await pipeline.exec()) ?? []
+    return results.reduce((n, [error, value]) => n + (error ? 0 : Number(value ?? 0)), 0)
+  }
+
+  /** After a reconnect: what the subscription may have missed, counted and reported. */
+  private async accountGap(entry: Entry): Promise<void> {
+    entry.disconnects++
+    try {
+      const [base, now] = await Promise.all([entry.baseline ?? Promise.resolve(0), this.published(entry)])
+      const lost = Math.max(0, now - base - entry.received - entry.lost)
+      entry.lost += lost
+      entry.onGap?.({lost})
+    } catch (error) {
+      entry.onGap?.({lost: 0})
+      entry.onError(error as Error)
+    }
+  }
+
   private dispatch(liveChannel: string, message: string): void {
     const channel = this.keys.channelOfLive(liveChannel)
+    // Only names of this prefix and database, and only channel names: nothing else is ours.
+    if (channel === undefined || !isChannelName(channel)) return
     let event: RaptorEvent | undefined
     let meta: LiveMeta | undefined
     for (const entry of this.entries) {
       if (!entry.matchers.some((m) => m(channel))) continue
+      entry.received++
+      if (!entry.held && entry.inFlight >= entry.maxInFlight) {
+        // Dropped before parsing: a subscriber that fell behind costs as little as possible.
+        entry.dropped++
+        continue
+      }
       if (!event || !meta) {
         const space = message.indexOf(' ')
         const parsed = parseEnvelope(message.slice(space + 1))
@@ -183,26 +276,14 @@ export class LiveHub {
     }
   }
 
-  /**
-   * Holds a live event during a backfill, within `maxInFlight` waiting: past it the event is dropped
-   * (counted) and `onError` hears once that the receiver fell behind (a resumable receiver, such as
-   * the gateway's streams, then ends and resumes from history instead).
-   */
+  /** Holds an event during a backfill; past `maxHeld` held, empties the hold (history has them). */
   private hold(entry: Entry, event: RaptorEvent, meta: LiveMeta): void {
     const held = entry.held!
-    if (held.length - entry.heldDone < entry.maxInFlight) {
-      held.push({event, meta})
-      return
+    if (held.length >= entry.maxHeld) {
+      held.length = 0
+      entry.overflowed = true
     }
-    if (entry.dropped++ === 0)
-      entry.onError(
-        Object.assign(
-          new Error(
-            `receiver too slow: more than ${entry.maxInFlight} live events waited behind the history; later ones are dropped`,
-          ),
-          {name: 'LiveOverflowError'},
-        ),
-      )
+    held.push({event, meta})
   }
 
   private deliver(entry: Entry, event: RaptorEvent, meta: LiveMeta): void {

@@ -251,7 +251,7 @@ export class MetricsReader {
     let n = 0
     for (const line of list.split('\n')) {
       const match = / name=(\S*)/.exec(line)
-      if (match && (match[1] === name || match[1].startsWith(name + ':'))) n++
+      if (match && match[1] === name) n++
     }
     return n
   }

@@ -3,6 +3,7 @@ import type {Redis} from 'ioredis'
 import {TimeoutError} from './errors.js'
 import {parseEnvelope, type RaptorEvent} from './envelope.js'
 import type {Keys} from './keys.js'
+import {setLongTimeout, type LongTimer} from './timers.js'
 
 /**
  * Request/response over the bus: a requester listens on `P:reply:<correlationId>` before it
@@ -32,10 +33,10 @@ export class Replies {
     send: () => Promise<unknown>,
   ): Promise<RaptorEvent> {
     const channel = this.keys.reply(correlationId)
-    let timer: NodeJS.Timeout | undefined
+    let timer: LongTimer | undefined
     const reply = new Promise<RaptorEvent>((resolve, reject) => {
       this.waiting.set(channel, resolve)
-      timer = setTimeout(
+      timer = setLongTimeout(
         () =>
           reject(
             new TimeoutError(
@@ -51,7 +52,7 @@ export class Replies {
       await send()
       return await reply
     } finally {
-      clearTimeout(timer)
+      timer?.clear()
       this.waiting.delete(channel)
       await this.conn.unsubscribe(channel).catch(() => {})
     }

@@ -1,8 +1,11 @@
+import {format} from 'node:util'
+
 import {Command, Flags, type Interfaces} from '@oclif/core'
 
 import type {BusOptions, RaptorBus} from '../bus/bus.js'
-import {redactUrl} from '../bus/connection.js'
+import {hasPassword, redactText, secretsOf} from '../bus/url.js'
 import {ExitCode, exitCodeFor} from './exit-codes.js'
+import {stdoutWriter, type OutputWriter} from './writer.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<
   (typeof BaseCommand)['baseFlags'] & T['flags']
@@ -55,6 +58,44 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     this.flags = flags as BaseFlags<T>
     this.args = args as BaseArgs<T>
     this.argList = argv as string[]
+    // From the start: a closed pipe (EPIPE) is then handled, whatever writes first.
+    stdoutWriter()
+    this.warnPasswordOnCommandLine()
+  }
+
+  /** stdout, with back-pressure; closed (and the command ending with 0) when the reader goes away. */
+  protected get out(): OutputWriter {
+    return stdoutWriter()
+  }
+
+  /** Prints a line on stdout through the shared writer (a closed pipe never throws); silent under --json. */
+  override log(message = '', ...args: unknown[]): void {
+    if (!this.jsonEnabled()) void this.out.write(format(message, ...args) + '\n')
+  }
+
+  /** The --json document, after whatever the writer still holds. */
+  override logJson(json: unknown): void {
+    this.out.flush()
+    if (!this.out.closed) super.logJson(json)
+  }
+
+  /** Passwords the command was given (flag, environment): scrubbed from every error it prints. */
+  protected secrets(): string[] {
+    return [...secretsOf(this.flags?.['redis-url']), ...secretsOf(process.env.REDIS_URL)]
+  }
+
+  /**
+   * A password in --redis-url on the command line is readable by every user of the machine (`ps`,
+   * /proc/PID/cmdline) for the life of the process: say so once, and name the safe ways.
+   */
+  private warnPasswordOnCommandLine(): void {
+    const url = this.flags['redis-url']
+    const given = this.argv.some((a) => a === '--redis-url' || a.startsWith('--redis-url='))
+    if (!given || !hasPassword(url)) return
+    this.note(
+      'Warning: a password on the command line is visible to other users (ps); ' +
+        'set REDIS_URL, or save it in a context: raptor context add NAME --redis-url …',
+    )
   }
 
   /** Options for RaptorBus.connect from the global flags; one-shot commands do not reconnect. */
@@ -95,14 +136,20 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       .replace(/^Parsing (--[\w-]+) (.*)$/, (_all, flag: string, why: string) =>
         why.includes(flag) ? why : `${flag}: ${why}`,
       )
-    const safe = this.flags?.['redis-url']
-      ? message.split(this.flags['redis-url']).join(redactUrl(this.flags['redis-url']))
-      : message
+    const secrets = this.secrets()
+    const safe = redactText(
+      // ioredis's commandTimeout (one-shot commands): say what it means.
+      message.replace(
+        /\bCommand timed out\b/,
+        'Redis stopped answering (no reply within 5 s): check that it is running and not overloaded',
+      ),
+      secrets,
+    )
     if (this.jsonEnabled()) {
       this.logJson({error: {code: (error as {code?: string}).code ?? 'ERROR', message: safe, exitCode: code}})
     }
     this.note(`Error: ${safe}`)
-    if (process.env.DEBUG && error?.stack) this.note(error.stack)
+    if (process.env.DEBUG && error?.stack) this.note(redactText(error.stack, secrets))
     return this.exit(code) as never
   }
 
@@ -111,6 +158,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       const bus = await this.busPromise.catch(() => undefined)
       await bus?.close()
     }
+    await this.out.end()
     return super.finally(error)
   }
 }

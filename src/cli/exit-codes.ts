@@ -31,9 +31,9 @@ const BY_CODE: Record<string, number> = {
   MALFORMED_ENTRY: ExitCode.FAILED,
 }
 
-/** Errors of ioredis that mean the connection to Redis was lost mid-command. */
+/** Errors of ioredis that mean the connection to Redis was lost mid-command, or Redis stopped answering. */
 const LOST_CONNECTION =
-  /Connection is closed|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|MaxRetriesPerRequest|Stream isn't writeable/i
+  /Connection is closed|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|MaxRetriesPerRequest|Stream isn't writeable|Command timed out/i
 
 /** Maps any error to its exit code: typed bus errors by code, oclif usage errors as 2, lost Redis as 69. */
 export function exitCodeFor(error: unknown): number {

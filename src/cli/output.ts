@@ -25,6 +25,25 @@ export function cut(text: string, max: number): string {
   return text.length > max ? text.slice(0, max - 1) + '…' : text
 }
 
+/** Characters a terminal may act on: C0 and C1 controls, DEL, line/paragraph separators, bidi overrides. */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
+const NAMED: Record<string, string> = {'\n': '\\n', '\r': '\\r', '\t': '\\t', '\u001b': '\\e'}
+
+/**
+ * Text from an event or a dead letter made safe for a terminal line: control characters are shown
+ * escaped (`\e`, `\r`, `\n`, `\x07`, `\u202e`) so that no field can move the cursor, colour the
+ * screen or forge a line of output. JSON output needs none of this (JSON escapes them itself).
+ */
+export function printable(text: string): string {
+  return text.replace(UNPRINTABLE, (ch) => {
+    const code = ch.charCodeAt(0)
+    return (
+      NAMED[ch] ?? (code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16)}`)
+    )
+  })
+}
+
 const PRIORITY_COLOURS = {
   low: 'gray',
   normal: 'white',
@@ -35,15 +54,16 @@ const PRIORITY_COLOURS = {
 /** One readable line for an event: time, priority, channel, type, source, payload cut to the width. */
 export function eventLine(event: RaptorEvent, c: ChalkInstance = palette(), columns = width()): string {
   // The time of day as the producer wrote it (any RFC 3339 precision), to the millisecond.
-  const time = /[Tt](\d{2}:\d{2}:\d{2}(\.\d{1,3})?)/.exec(event.time)?.[1] ?? event.time
+  const time = printable(/[Tt](\d{2}:\d{2}:\d{2}(\.\d{1,3})?)/.exec(event.time)?.[1] ?? String(event.time))
   const level = event.priority ?? 'normal'
-  const priority = level.padEnd(8)
-  const head = `${time} ${priority} ${event.channel} ${event.type} ${event.source} `
-  const payload = JSON.stringify(event.data)
+  const priority = printable(String(level)).padEnd(8)
+  const colour = c[PRIORITY_COLOURS[level] ?? 'white']
+  const [channel, type, source] = [event.channel, event.type, event.source].map((v) => printable(String(v)))
+  const head = `${time} ${priority} ${channel} ${type} ${source} `
+  const payload = printable(JSON.stringify(event.data) ?? 'null')
   const body = cut(payload, Math.max(10, columns - head.length))
   return (
-    `${c.dim(time)} ${c[PRIORITY_COLOURS[level]](priority)} ${c.cyan(event.channel)} ` +
-    `${c.bold(event.type)} ${c.magenta(event.source)} ${body}`
+    `${c.dim(time)} ${colour(priority)} ${c.cyan(channel)} ` + `${c.bold(type)} ${c.magenta(source)} ${body}`
   )
 }
 
@@ -64,9 +84,4 @@ export function table(head: string[], rows: (string | number)[][], c: ChalkInsta
   const t = new Table({head: head.map((h) => c.bold(h)), style: {head: [], border: []}})
   t.push(...rows.map((r) => r.map(String)))
   return t.toString()
-}
-
-/** Writes one NDJSON line to stdout. */
-export function writeJsonLine(value: unknown): void {
-  process.stdout.write(JSON.stringify(value) + '\n')
 }

@@ -35,28 +35,6 @@ export function progressBar(total: number, label: string, show = Boolean(process
   }
 }
 
-/** Buffered line writer for stdout that respects backpressure (fast NDJSON to a pipe or file). */
-export class LineWriter {
-  private buffer: string[] = []
-  private size = 0
-
-  constructor(private readonly out: NodeJS.WriteStream = process.stdout) {}
-
-  async line(text: string): Promise<void> {
-    this.buffer.push(text)
-    this.size += text.length + 1
-    if (this.size >= 64 * 1024) await this.flush()
-  }
-
-  async flush(): Promise<void> {
-    if (this.buffer.length === 0) return
-    const chunk = this.buffer.join('\n') + '\n'
-    this.buffer = []
-    this.size = 0
-    if (!this.out.write(chunk)) await new Promise<void>((resolve) => this.out.once('drain', resolve))
-  }
-}
-
 /** An AbortController aborted by the first SIGINT; `dispose` removes the handler. */
 export function onInterrupt(): {signal: AbortSignal; dispose(): void} {
   const controller = new AbortController()

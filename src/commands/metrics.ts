@@ -3,6 +3,7 @@ import {Flags} from '@oclif/core'
 import {DLQ_REASONS} from '../bus/channels.js'
 import {formatDuration} from '../bus/durations.js'
 import type {BusMetrics, ChannelMetrics} from '../bus/metrics.js'
+import {sleepLong} from '../bus/timers.js'
 import {BaseCommand} from '../cli/base-command.js'
 import {ExitCode} from '../cli/exit-codes.js'
 import {isTty, palette, table} from '../cli/output.js'
@@ -58,20 +59,22 @@ export default class Metrics extends BaseCommand<typeof Metrics> {
     }
     const interrupt = onInterrupt()
     const redraw = isTty() && format !== 'json'
+    const {out} = this
+    // A reader that goes away (`metrics --watch | head`) ends the watch at once, with exit 0.
+    const stop = new AbortController()
+    interrupt.signal.addEventListener('abort', () => stop.abort(), {once: true})
+    out.onClose(() => stop.abort())
     try {
-      while (!interrupt.signal.aborted) {
+      while (!stop.signal.aborted) {
         const m = await read()
         const text = format === 'json' ? JSON.stringify(m) : await this.render(m, format)
-        if (redraw) process.stdout.write('\x1b[H\x1b[2J' + text + '\n')
-        else process.stdout.write(text + '\n')
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, flags.watch! * 1000)
-          interrupt.signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), {once: true})
-        })
+        await out.write((redraw ? '\x1b[H\x1b[2J' : '') + text + '\n')
+        await sleepLong(flags.watch * 1000, stop.signal)
       }
     } finally {
       interrupt.dispose()
     }
+    if (out.closed) return undefined
     return this.exit(ExitCode.INTERRUPTED)
   }
 

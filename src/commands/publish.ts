@@ -1,9 +1,13 @@
 import {Flags} from '@oclif/core'
 
-import {InvalidInputError} from '../bus/errors.js'
+import {InvalidInputError, PartialError} from '../bus/errors.js'
 import {PRIORITIES, type CloudEventInput, type Priority, type PublishInput} from '../bus/envelope.js'
 import {BaseCommand} from '../cli/base-command.js'
+import {ExitCode, exitCodeFor} from '../cli/exit-codes.js'
 import {asPayload, parseNdjson, parsePayload, readArgText} from '../cli/input.js'
+
+/** Events prepared and written at a time by `--count`: memory stays flat however many are asked for. */
+const COUNT_CHUNK = 1000
 
 export interface PublishResult {
   channel: string | null
@@ -49,9 +53,16 @@ Bulk: --ndjson FILE (or - for stdin) publishes one event per line, pipelined. A 
     ndjson: Flags.string({summary: 'Bulk: publish one event per line of this NDJSON file (- for stdin).'}),
   }
 
-  async run(): Promise<PublishResult> {
+  async run(): Promise<PublishResult | undefined> {
     const {flags} = this
-    const inputs = flags.ndjson === undefined ? await this.single() : await this.bulk(flags.ndjson)
+    if (flags.ndjson === undefined) {
+      const input = await this.single()
+      if (flags.count > 1) return this.repeat(input, flags.count)
+      const id = await (await this.bus()).publish(input)
+      this.log(id)
+      return {channel: input.channel, ids: [id]}
+    }
+    const inputs = await this.bulk(flags.ndjson)
     const bus = await this.bus()
     const ids = inputs.length === 1 ? [await bus.publish(inputs[0])] : await bus.publishMany(inputs)
     for (const id of ids) this.log(id)
@@ -59,19 +70,73 @@ Bulk: --ndjson FILE (or - for stdin) publishes one event per line, pipelined. A 
     return {channel: channels.size === 1 ? inputs[0].channel : null, ids}
   }
 
+  /**
+   * `--count N`: the same event N times, prepared and written COUNT_CHUNK at a time, and its ids
+   * streamed out (with back-pressure) as they are written, so that memory does not grow with N. The
+   * first chunk checks the event: when it is invalid nothing is written. With --json the document
+   * `{"channel","ids":[…]}` is streamed too; a failure after the first chunk closes it with an
+   * `"error"` member (exit 3: the ids before it were published).
+   */
+  private async repeat(input: PublishInput, count: number): Promise<undefined> {
+    const bus = await this.bus()
+    const json = this.jsonEnabled()
+    const {out} = this
+    let written = 0
+    for (let start = 0; start < count; start += COUNT_CHUNK) {
+      const n = Math.min(COUNT_CHUNK, count - start)
+      let ids: string[]
+      try {
+        ids = await bus.publishMany(Array.from({length: n}, () => input))
+      } catch (error) {
+        const more = error instanceof PartialError ? error.ids : []
+        // Nothing written at all: the usual error (an invalid event, Redis unreachable).
+        if (written === 0 && more.length === 0) throw error
+        await this.printIds(more, json, written === 0)
+        written += more.length
+        const cause = error instanceof PartialError && error.cause instanceof Error ? error.cause : error
+        const partial = new PartialError(
+          `published ${written} of ${count} events, then: ${(cause as Error).message}`,
+          [],
+          {cause},
+        )
+        if (json) {
+          const code = exitCodeFor(partial)
+          void out.write(
+            `],"error":${JSON.stringify({code: partial.code, message: partial.message, exitCode: code})}}\n`,
+          )
+          this.note(`Error: ${partial.message}`)
+          return this.exit(ExitCode.PARTIAL) as never
+        }
+        throw partial
+      }
+      await this.printIds(ids, json, written === 0)
+      written += ids.length
+    }
+    if (json) void out.write(']}\n')
+    return undefined
+  }
+
+  /** Prints ids: one a line, or (--json) as the next items of the streamed `ids` array. */
+  private async printIds(ids: string[], json: boolean, first: boolean): Promise<void> {
+    if (ids.length === 0) return
+    const {out} = this
+    if (!json) return out.write(ids.join('\n') + '\n')
+    const head = first ? `{"channel":${JSON.stringify(this.flags.channel)},"ids":[` : ','
+    return out.write(head + ids.map((id) => JSON.stringify(id)).join(','))
+  }
+
   private common(): Omit<PublishInput, 'channel' | 'type' | 'payload'> {
     const {flags} = this
     return {priority: flags.priority, source: flags.source, correlationId: flags['correlation-id']}
   }
 
-  private async single(): Promise<PublishInput[]> {
+  private async single(): Promise<PublishInput> {
     const {flags} = this
     if (!flags.channel) throw new InvalidInputError('--channel is required (or --ndjson for bulk input)')
     if (!flags.type) throw new InvalidInputError('--type is required (or --ndjson for bulk input)')
     const {text, origin} = await readArgText(flags.payload, '--payload')
     const payload = parsePayload(text, origin === '--payload' ? '--payload' : origin)
-    const input = {...this.common(), channel: flags.channel, type: flags.type, payload}
-    return Array.from({length: flags.count}, () => input)
+    return {...this.common(), channel: flags.channel, type: flags.type, payload}
   }
 
   private async bulk(file: string): Promise<(PublishInput | CloudEventInput)[]> {

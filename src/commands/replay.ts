@@ -7,7 +7,7 @@ import type {PluginReplayResult} from '../agent/replay-run.js'
 import {BaseCommand} from '../cli/base-command.js'
 import {ExitCode} from '../cli/exit-codes.js'
 import {eventLine, palette} from '../cli/output.js'
-import {LineWriter, onInterrupt, progressBar} from '../cli/progress.js'
+import {onInterrupt, progressBar} from '../cli/progress.js'
 import {skippedEntries} from '../cli/skipped.js'
 import {parseRate, parseTimePoint, resolveTimePoint} from '../cli/times.js'
 
@@ -112,21 +112,23 @@ Times (--from, --until) are RFC 3339, epoch ms, or a duration meaning that long 
         return result
       }
       const json = this.jsonEnabled()
-      const writer = new LineWriter()
+      const {out} = this
       const c = palette()
       const showBar = Boolean(process.stderr.isTTY) && !process.stdout.isTTY && total > LONG
       const bar = progressBar(total, `replay ${channel}`, showBar)
       let count = 0
       const malformed = skippedEntries()
       for await (const event of bus.replay(channel, window, {onMalformed: malformed.add})) {
-        if (interrupt.signal.aborted) break
-        await writer.line(json ? JSON.stringify(event) : eventLine(event, c))
+        if (interrupt.signal.aborted || out.closed) break
+        // Back-pressure: at a slow reader's pace, with at most the writer's bound in memory.
+        await out.write((json ? JSON.stringify(event) : eventLine(event, c)) + '\n')
         if (++count % 500 === 0) bar.update(count)
       }
-      await writer.flush()
+      await out.end()
       bar.stop()
       if (interrupt.signal.aborted) return this.exit(ExitCode.INTERRUPTED)
-      if (!json) this.note(`replay: ${count} event${count === 1 ? '' : 's'}`)
+      // A reader that went away (`| head`) is a normal end: exit 0 at once, no summary.
+      if (!json && !out.closed) this.note(`replay: ${count} event${count === 1 ? '' : 's'}`)
       malformed.report((line) => this.note(`replay: ${line}`))
       return undefined
     } finally {

@@ -1,12 +1,15 @@
 import {Args, Flags} from '@oclif/core'
 
+import type {ConnectionChange} from '../bus/connection.js'
 import {formatDuration} from '../bus/durations.js'
 import {PRIORITIES, type RaptorEvent} from '../bus/envelope.js'
 import {MalformedEntryError} from '../bus/errors.js'
+import type {Subscription} from '../bus/live.js'
+import {setLongInterval, setLongTimeout} from '../bus/timers.js'
 import {BaseCommand} from '../cli/base-command.js'
 import {ExitCode} from '../cli/exit-codes.js'
 import {durationFlag} from '../cli/flags.js'
-import {eventLine, writeJsonLine} from '../cli/output.js'
+import {eventLine} from '../cli/output.js'
 import {skippedEntries} from '../cli/skipped.js'
 
 /** Why tail stopped. */
@@ -17,6 +20,8 @@ export default class Tail extends BaseCommand<typeof Tail> {
   static override description = `Subscribes to the channels matching the patterns (default: every channel) and prints each event as it arrives: a readable line on a terminal, or with --json one envelope per line (NDJSON). Live delivery is at-most-once: a tail that falls behind drops events rather than slowing publishers.
 
 --since DUR first prints the history of the last DUR of every matching channel, then continues live, with no gap and no duplicate at the seam.
+
+A reader that falls behind never grows tail's memory: once about 1 MB of output waits for it, live events are dropped and counted on stderr ("tail: dropped N events: reader too slow"); the --since backfill instead waits for the reader. When Redis disconnects tail (a restart, or its output-buffer limit), tail reconnects by itself, logs "redis: connection lost" and "redis: reconnected", and says how many events it may have missed.
 
 Once subscribed, tail writes "tail: listening on <patterns>" to stderr. It runs until interrupted (exit 130), until --count events were printed (exit 0), or until --timeout has passed since it started: exit 0, or exit 1 when --count was given and not reached.
 
@@ -62,7 +67,7 @@ Patterns are channel globs: * matches one dot-separated segment, ** any number (
 
   /** NDJSON: even an error document is one line, so that a reader parsing line by line never breaks. */
   override logJson(json: unknown): void {
-    writeJsonLine(json)
+    void this.out.write(JSON.stringify(json) + '\n')
   }
 
   /** Streams; prints NDJSON itself, so nothing is returned for --json. */
@@ -87,41 +92,60 @@ Patterns are channel globs: * matches one dot-separated segment, ** any number (
       finish(why)
     }
     const onSignal = () => end('signal')
-    const onStdoutError = (error: NodeJS.ErrnoException) => {
-      // The reader went away (`raptor tail | head`): stop quietly.
-      if (error.code === 'EPIPE') end('closed')
-    }
+    const {out} = this
+    // The reader went away (`raptor tail | head`): stop quietly.
+    out.onClose(() => end('closed'))
     process.once('SIGINT', onSignal)
     process.once('SIGTERM', onSignal)
-    process.stdout.on('error', onStdoutError)
-    const timer = flags.timeout === undefined ? undefined : setTimeout(() => end('timeout'), flags.timeout)
+    const timer =
+      flags.timeout === undefined ? undefined : setLongTimeout(() => end('timeout'), flags.timeout)
+    let subscription: Subscription | undefined
+    let reported = 0
+    const reportDrops = () => {
+      const dropped = subscription?.dropped ?? 0
+      if (dropped > reported) this.note(`tail: dropped ${dropped - reported} events: reader too slow`)
+      reported = dropped
+    }
+    const dropTimer = setLongInterval(reportDrops, 1000, true)
 
     const malformed = skippedEntries()
     try {
-      const bus = await this.bus({reconnect: true})
+      const bus = await this.bus({
+        reconnect: true,
+        onConnectionChange: (change: ConnectionChange) =>
+          this.note(
+            change.state === 'lost' ? `redis: connection lost (${change.reason})` : 'redis: reconnected',
+          ),
+      })
       const subscribing = bus.subscribe(
         patterns,
         (event) => {
-          if (done || !accept(event)) return
+          if (done || !accept(event)) return undefined
           printed++
-          if (json) writeJsonLine(event)
-          else this.log(eventLine(event))
+          // Past the writer's bound this returns a promise: the backfill waits for the reader, and
+          // live events beyond the one in flight are dropped and counted (maxInFlight 1).
+          const written = out.write((json ? JSON.stringify(event) : eventLine(event)) + '\n')
           if (flags.count !== undefined && printed >= flags.count) end('count')
+          return written
         },
         {
           since: flags.since,
+          maxInFlight: 1,
           onError: (error) => {
             if (error instanceof MalformedEntryError) malformed.add(error)
           },
+          onGap: ({lost}) =>
+            this.note(`tail: disconnected by Redis: missed up to ${lost} event${lost === 1 ? '' : 's'}`),
         },
       )
       // A signal or the timeout must end tail even while a long backfill (or a Redis that went away
       // mid-backfill) holds up the subscription; its late outcome no longer matters then.
       subscribing.catch(() => {})
-      const subscription = await Promise.race([subscribing, ended.then(() => undefined)])
+      subscription = await Promise.race([subscribing, ended.then(() => undefined)])
       if (subscription) this.note(`tail: listening on ${patterns.join(' ')}`)
       const why = await ended
       await subscription?.unsubscribe()
+      reportDrops()
       malformed.report((line) => this.note(`tail: ${line}`))
       if (why === 'signal') this.exit(ExitCode.INTERRUPTED)
       if (why === 'timeout' && flags.count !== undefined && printed < flags.count) {
@@ -131,10 +155,10 @@ Patterns are channel globs: * matches one dot-separated segment, ** any number (
         this.exit(ExitCode.FAILED)
       }
     } finally {
-      clearTimeout(timer)
+      timer?.clear()
+      dropTimer.clear()
       process.off('SIGINT', onSignal)
       process.off('SIGTERM', onSignal)
-      process.stdout.off('error', onStdoutError)
     }
   }
 }

@@ -117,8 +117,6 @@ export async function openStream(
     signal?: AbortSignal
     maxInFlight?: number
     onStart?: (cursor: CursorTracker) => void
-    /** The receiver fell behind while history was delivered (live events were dropped): end the stream. */
-    onOverflow?: (error: Error) => void
   } = {},
 ): Promise<OpenStream> {
   // A fresh stream starts at the server time before subscribing, exactly: what is published while
@@ -137,9 +135,6 @@ export async function openStream(
     since: resume ? undefined : stream.since,
     signal: options.signal,
     maxInFlight: options.maxInFlight,
-    onError: (error) => {
-      if (error.name === 'LiveOverflowError') options.onOverflow?.(error)
-    },
   })
   return {subscription, cursor}
 }

@@ -127,12 +127,6 @@ export async function serveSse(
         signal: abort.signal,
         // The first `id:` (with no data) gives the client a resume point before any event arrives.
         onStart: (cursor) => res.write(`retry: ${RETRY_MS}\nid: ${cursor}\n\n`),
-        // It can resume from its cursor once it reads again: nothing is lost, only this connection.
-        onOverflow: () =>
-          end({
-            reason: 'slow consumer: fell behind while history was sent; reconnect to resume',
-            kind: 'slow_consumer',
-          }),
       },
     )
     live = true

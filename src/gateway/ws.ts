@@ -164,19 +164,7 @@ export function serveWebSocket(
       }
     }
     try {
-      const opened = await openStream(
-        ctx.bus,
-        stream,
-        {send},
-        {
-          signal: sub.abort.signal,
-          onOverflow: () =>
-            drop(
-              'slow consumer: fell behind while history was sent; resubscribe with the cursor',
-              'slow_consumer',
-            ),
-        },
-      )
+      const opened = await openStream(ctx.bus, stream, {send}, {signal: sub.abort.signal})
       sub.live = true
       sub.unsubscribe = () => opened.subscription.unsubscribe()
       if (closed || subs.get(id) !== sub) return void (await sub.unsubscribe())

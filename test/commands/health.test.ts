@@ -79,8 +79,11 @@ describe('raptor health', () => {
   it('exits 69 when Redis is unreachable', async () => {
     const result = await runCli(['health', '--redis-url', 'redis://:pw@127.0.0.1:1/0'])
     expect(result.code).toBe(69)
-    expect(result.stderr.trim().split('\n')).toHaveLength(1)
-    expect(result.stderr).toMatch(/cannot reach Redis/)
+    // The warning that a password on the command line shows in `ps`, then the error: one line each.
+    const [warning, error, ...rest] = result.stderr.trim().split('\n')
+    expect(rest).toEqual([])
+    expect(warning).toMatch(/^Warning: a password on the command line is visible/)
+    expect(error).toMatch(/cannot reach Redis/)
     expect(result.stderr).not.toContain('pw@')
   })
 })

@@ -275,8 +275,11 @@ describe('raptor publish', () => {
     expect(Date.now() - started).toBeLessThan(4000)
     expect(result.code).toBe(69)
     expect(result.stdout).toBe('')
-    expect(result.stderr.trim().split('\n')).toHaveLength(1)
-    expect(result.stderr).toMatch(/cannot reach Redis at redis:\/\/u:\*\*\*@127\.0\.0\.1:1/)
+    // The warning that a password on the command line shows in `ps`, then the error: one line each.
+    const [warning, error, ...rest] = result.stderr.trim().split('\n')
+    expect(rest).toEqual([])
+    expect(warning).toMatch(/^Warning: a password on the command line is visible/)
+    expect(error).toMatch(/cannot reach Redis at redis:\/\/u:\*\*\*@127\.0\.0\.1:1/)
     expect(result.stderr).not.toContain('secret')
   })
 

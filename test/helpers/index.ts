@@ -103,6 +103,28 @@ export function startCli(args: string[], options: CliOptions = {}): RunningCli {
   }
 }
 
+/**
+ * A starter of `raptor` processes for a test file: every process it started and that still runs is
+ * killed after each test (thawed first, in case a test froze it with SIGSTOP).
+ */
+export function cliProcesses(
+  defaults: CliOptions = {},
+): (args: string[], options?: CliOptions) => RunningCli {
+  const running: RunningCli[] = []
+  afterEach(() => {
+    for (const c of running.splice(0)) {
+      if (c.child.exitCode !== null) continue
+      c.child.kill('SIGCONT')
+      c.child.kill('SIGKILL')
+    }
+  })
+  return (args, options = {}) => {
+    const child = startCli(args, {...defaults, ...options, env: {...defaults.env, ...options.env}})
+    running.push(child)
+    return child
+  }
+}
+
 /** Runs the built `raptor` binary as a user would and collects its output and exit code. */
 export function runCli(args: string[], options: CliOptions = {}): Promise<CliResult> {
   return startCli(args, options).exited

@@ -8,6 +8,22 @@ export function cli(bus: RaptorBus, args: string[], options: CliOptions = {}) {
   return runCli([...args, '--redis-url', redisUrl(), '--prefix', bus.keys.prefix], options)
 }
 
+/** Publishes `total` events numbered `payload.n` = 0… on a channel, 1000 to a pipelined call. */
+export async function publishBurst(
+  bus: RaptorBus,
+  channel: string,
+  total: number,
+  type = 'tick',
+  payload: Record<string, unknown> = {},
+): Promise<void> {
+  for (let i = 0; i < total; i += 1000) {
+    const n = Math.min(1000, total - i)
+    await bus.publishMany(
+      Array.from({length: n}, (_, k) => ({channel, type, payload: {...payload, n: i + k}})),
+    )
+  }
+}
+
 /** A valid envelope (not stored anywhere). */
 export function envelope(
   channel: string,

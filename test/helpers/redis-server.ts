@@ -18,17 +18,39 @@ export async function freePort(): Promise<number> {
 export class RedisServer {
   private proc?: ChildProcess
 
-  private constructor(readonly port: number) {}
+  private constructor(
+    readonly port: number,
+    private readonly extraArgs: string[] = [],
+    private readonly probeArgs: string[] = [],
+  ) {}
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}/0`
   }
 
-  /** Starts a redis-server and waits until it accepts connections. */
-  static async start(port?: number): Promise<RedisServer> {
-    const server = new RedisServer(port ?? (await freePort()))
+  /**
+   * Starts a redis-server and waits until it accepts connections.
+   * @param extraArgs more redis-server arguments (e.g. `--requirepass`, TLS settings)
+   * @param probeArgs redis-cli arguments needed to PING it (e.g. `-a PASSWORD`, `--tls …`)
+   */
+  static async start(
+    port?: number,
+    extraArgs: string[] = [],
+    probeArgs: string[] = [],
+  ): Promise<RedisServer> {
+    const server = new RedisServer(port ?? (await freePort()), extraArgs, probeArgs)
     await server.start()
     return server
+  }
+
+  /** Freezes the server (SIGSTOP): connections stay open, nothing is answered. */
+  pause(): void {
+    this.proc?.kill('SIGSTOP')
+  }
+
+  /** Thaws a paused server (SIGCONT). */
+  resume(): void {
+    this.proc?.kill('SIGCONT')
   }
 
   async start(): Promise<void> {
@@ -47,6 +69,7 @@ export class RedisServer {
         'no',
         '--loglevel',
         'warning',
+        ...this.extraArgs,
       ],
       {stdio: ['ignore', 'pipe', 'pipe']},
     )
@@ -58,7 +81,7 @@ export class RedisServer {
         10_000,
       )
       const check = () => {
-        const probe = spawn('redis-cli', ['-p', String(this.port), 'ping'])
+        const probe = spawn('redis-cli', ['-p', String(this.port), ...this.probeArgs, 'ping'])
         let out = ''
         probe.stdout.on('data', (d) => (out += d))
         probe.on('close', () => {
@@ -86,6 +109,8 @@ export class RedisServer {
     await new Promise<void>((resolve) => {
       proc.once('exit', () => resolve())
       proc.kill(hard ? 'SIGKILL' : 'SIGTERM')
+      // A paused server handles SIGTERM only once it runs again.
+      proc.kill('SIGCONT')
     })
     this.proc = undefined
   }

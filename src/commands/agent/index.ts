@@ -1,6 +1,8 @@
 import {Flags} from '@oclif/core'
 
+import type {ConnectionChange} from '../../bus/connection.js'
 import {parseDuration} from '../../bus/durations.js'
+import {MAX_TIMER_MS} from '../../bus/timers.js'
 import {BaseCommand} from '../../cli/base-command.js'
 import {ExitCode} from '../../cli/exit-codes.js'
 import {palette} from '../../cli/output.js'
@@ -9,7 +11,9 @@ export default class AgentCommand extends BaseCommand<typeof AgentCommand> {
   static override summary = 'Host handler plugins: consume their channels durably until stopped.'
   static override description = `Loads each plugin (an ES module whose default export is a handler definition or an array of them) and runs one durable consumer per handler: at-least-once, retries with backoff, timeouts, dead-lettering, and reclaim of events held by crashed agents. Publishes a heartbeat on sys.global.heartbeat. On SIGTERM/SIGINT it stops taking work, lets in-flight handlers finish within --grace and acks them, then exits 0; a second signal exits at once (130) and un-acked events are reclaimed by another agent.
 
-Logs are readable lines on stderr, or NDJSON on stdout with --json.`
+Logs are readable lines on stderr, or NDJSON on stdout with --json; a log reader that goes away (EPIPE) drains the agent as SIGTERM does. When Redis goes away the agent reconnects by itself and logs "redis: connection lost" and "redis: reconnected".
+
+--metrics-host defaults to 0.0.0.0 (every IPv4 interface), as Prometheus exporters do, since the scraper usually runs elsewhere; use 127.0.0.1 to keep /metrics local.`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %> --plugin ./handlers/research-monitor.js',
@@ -37,6 +41,11 @@ Logs are readable lines on stderr, or NDJSON on stdout with --json.`
       min: 0,
       max: 65535,
     }),
+    'metrics-host': Flags.string({
+      summary: 'Address the metrics server binds (default 0.0.0.0: every interface; 127.0.0.1: local only).',
+      env: 'RAPTOR_METRICS_HOST',
+      dependsOn: ['metrics-port'],
+    }),
     grace: Flags.string({
       summary: 'How long in-flight handlers may finish after SIGTERM/SIGINT.',
       default: '30s',
@@ -58,15 +67,26 @@ Logs are readable lines on stderr, or NDJSON on stdout with --json.`
     if (flags.id !== undefined) checkAgentId(flags.id)
     const heartbeatIntervalMs = parseDuration(flags['heartbeat-interval'], '--heartbeat-interval')
     const graceMs = parseDuration(flags.grace, '--grace')
-    const reclaimAfterMs = parseDuration(flags['reclaim-after'], '--reclaim-after')
+    // The consumer's lease timers run at a quarter of it; past what a Node timer holds, refuse it.
+    const reclaimAfterMs = parseDuration(flags['reclaim-after'], '--reclaim-after', {
+      min: 1,
+      max: {ms: MAX_TIMER_MS, why: 'the longest a timer can wait'},
+    })
     const handlers = await loadPlugins(flags.plugin)
     const log = createLog(this.jsonEnabled(), palette(process.stderr))
-    const bus = await this.bus({reconnect: true})
+    const bus = await this.bus({
+      reconnect: true,
+      onConnectionChange: (change: ConnectionChange) =>
+        change.state === 'lost'
+          ? log.write('warn', `redis: connection lost (${change.reason})`, {connection: change.connection})
+          : log.write('info', 'redis: reconnected'),
+    })
     const agent = new Agent(bus, handlers, {
       id: flags.id,
       concurrency: flags.concurrency,
       heartbeatIntervalMs,
       metricsPort: flags['metrics-port'],
+      metricsHost: flags['metrics-host'],
       reclaimAfterMs,
       log,
       onFatal: () => {
@@ -91,6 +111,8 @@ Logs are readable lines on stderr, or NDJSON on stdout with --json.`
       }
       process.on('SIGINT', onSignal)
       process.on('SIGTERM', onSignal)
+      // The reader of the NDJSON log went away (`raptor agent --json | head`): drain as on SIGTERM.
+      if (this.jsonEnabled()) this.out.onClose(() => onSignal('SIGPIPE' as NodeJS.Signals))
     })
     await agent.start()
     await stopped
