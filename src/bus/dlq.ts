@@ -8,7 +8,7 @@ import {
   type DlqReason,
 } from './channels.js'
 import {InvalidInputError, RaptorError, RoutingError} from './errors.js'
-import {parseEnvelope, type PublishInput, type RaptorEvent} from './envelope.js'
+import {isChannelName, parseEnvelope, type PublishInput, type RaptorEvent} from './envelope.js'
 import type {History} from './history.js'
 import type {Keys} from './keys.js'
 import type {PreparedEvent} from './publisher.js'
@@ -78,7 +78,11 @@ export interface DlqFilter {
   channels?: readonly string[]
   /** Only entries failed by one of these handlers. */
   handlers?: readonly string[]
-  /** Only these entries: DLQ entry ids (`<channel>/<reason>/<stream id>`) or event ids (`evt-…`). */
+  /**
+   * Only these entries: DLQ entry ids (`<channel>/<reason>/<stream id>`, as `dlq list` prints them) or
+   * event ids (any id a producer gave, e.g. `evt-…` or `order-42`). An id that has the DLQ id form is
+   * a DLQ id.
+   */
   ids?: readonly string[]
   /** Only entries dead-lettered before this time (ms since the epoch, or a Date; server time). */
   before?: number | Date
@@ -198,20 +202,42 @@ export function formatDlqId(dlqChannel: string, reason: string, streamId: string
   return `${dlqChannel}/${reason}/${streamId}`
 }
 
+const DLQ_ID = /^([^/]+)\/([a-z_]+)\/(\d+-\d+)$/
+
+/** True when the id has the form of a DLQ entry id (`<channel>/<reason>/<ms>-<seq>`); else it is an event id. */
+export function isDlqId(id: string): boolean {
+  const match = DLQ_ID.exec(id)
+  return match !== null && (DLQ_REASONS as readonly string[]).includes(match[2]) && isChannelName(match[1])
+}
+
 /**
  * Parses a DLQ entry id made by {@link formatDlqId}.
  * @throws InvalidInputError when it is not one
  */
 export function parseDlqId(id: string): {channel: string; reason: DlqReason; streamId: string} {
-  const match = /^([^/]+)\/([a-z_]+)\/(\d+-\d+)$/.exec(id)
-  if (!match || !(DLQ_REASONS as readonly string[]).includes(match[2])) {
+  const match = DLQ_ID.exec(id)
+  if (!match || !isDlqId(id)) {
     throw new InvalidInputError(
-      `invalid DLQ entry id '${id}': use an id printed by \`raptor dlq list\` (<channel>/<reason>/<ms>-<seq>, or <ms>-<seq> alone in the CLI) or an event id evt-…`,
+      `invalid DLQ entry id '${id}': use an id printed by \`raptor dlq list\` (<channel>/<reason>/<ms>-<seq>, or <ms>-<seq> alone in the CLI)`,
       {id},
     )
   }
-  assertChannelName(match[1])
   return {channel: match[1], reason: match[2] as DlqReason, streamId: match[3]}
+}
+
+/** The id of a stored envelope when it has one (exactly, from the parsed JSON, never a payload field). */
+function storedEventId(e: string | undefined, wanted: Set<string>): string | undefined {
+  if (e === undefined) return undefined
+  // Cheap test first: the id's JSON text must occur in the entry at all.
+  let present = false
+  for (const id of wanted) if (e.includes(JSON.stringify(id))) present = true
+  if (!present) return undefined
+  try {
+    const value = JSON.parse(e) as {id?: unknown}
+    return typeof value?.id === 'string' ? value.id : undefined
+  } catch {
+    return undefined
+  }
 }
 
 function fieldsOf(flat: string[]): Record<string, string> {
@@ -283,7 +309,7 @@ export class Dlq {
         throw new InvalidInputError(`unknown DLQ reason '${r}': use one of ${DLQ_REASONS.join(', ')}`)
     }
     const ids = filter.ids ?? []
-    if (ids.length > 0 && ids.every((id) => !id.startsWith('evt-'))) {
+    if (ids.length > 0 && ids.every(isDlqId)) {
       const seen = new Map<string, {channel: string; reason: DlqReason}>()
       for (const id of ids) {
         const {channel, reason} = parseDlqId(id)
@@ -327,8 +353,8 @@ export class Dlq {
     const matchers = filter.channels?.length ? filter.channels.map(channelMatcher) : undefined
     const handlers = filter.handlers?.length ? new Set(filter.handlers) : undefined
     const ids = filter.ids ?? []
-    const dlqIds = new Set(ids.filter((id) => !id.startsWith('evt-')).map((id) => (parseDlqId(id), id)))
-    const eventIds = new Set(ids.filter((id) => id.startsWith('evt-')))
+    const dlqIds = new Set(ids.filter(isDlqId))
+    const eventIds = new Set(ids.filter((id) => !isDlqId(id)))
     const before = toMs(filter.before)
     const end = before === undefined ? '+' : `${Math.floor(before) - 1}-${MAX_ID}`
     const matches = (raw: RawEntry): boolean => {
@@ -338,8 +364,8 @@ export class Dlq {
       if (ids.length === 0) return true
       if (dlqIds.has(formatDlqId(raw.dlqChannel, raw.reason, raw.streamId))) return true
       if (eventIds.size === 0 || f.e === undefined) return false
-      const m = /"id":"(evt-[^"]+)"/.exec(f.e)
-      return m !== null && eventIds.has(m[1])
+      const id = storedEventId(f.e, eventIds)
+      return id !== undefined && eventIds.has(id)
     }
     return {byDlqId: ids.length > 0 && eventIds.size === 0, dlqIds, before, end, matches}
   }
@@ -444,9 +470,10 @@ export class Dlq {
    * what `raptor dlq list` shows on a terminal, where a 65-character id leaves no room for the
    * rest): it is looked up in every DLQ stream at once (one pipelined XRANGE per stream). Usually
    * one entry has it; entries dead-lettered in the same millisecond on different streams share it,
-   * and the caller decides what an ambiguous one means. Full DLQ ids and event ids map to
-   * themselves, unchecked.
-   * @returns each given id with the full DLQ ids it stands for (none when no entry has it)
+   * and the caller decides what an ambiguous one means. A short id that no DLQ stream has maps to
+   * itself (an event id may have that form too); full DLQ ids and event ids map to themselves,
+   * unchecked.
+   * @returns each given id with the ids it stands for
    */
   async expandIds(ids: readonly string[]): Promise<Map<string, string[]>> {
     const {redis, keys} = this.ctx
@@ -465,7 +492,8 @@ export class Dlq {
         if (error) throw error
         if ((entries as unknown[]).length > 0) found.push(formatDlqId(p.channel, p.reason, id))
       })
-      out.set(id, found)
+      // No DLQ stream has it: it may be a producer's event id of that form.
+      out.set(id, found.length > 0 ? found : [id])
     })
     return out
   }

@@ -45,8 +45,9 @@ export function dlqFilter(flags: DlqFilterFlagValues): DlqFilter {
  * `--id` values (or `dlq show`'s argument) as the library takes them: a short id (a stream entry id
  * alone, as `dlq list` shows on a terminal) becomes the full id of the entry that has it. For a
  * command that changes entries (`unique`), a short id that several entries share is refused (exit
- * 2, naming them) rather than acting on all of them. Short ids that match nothing are left out, so
- * the result may be empty: the caller must then act on nothing (an empty `ids` filter means all).
+ * 2, naming them) rather than acting on all of them. A short id that no DLQ stream has is kept as it
+ * is (an event id of that form). The caller must never pass an empty result on as a filter (an
+ * empty `ids` filter means all).
  * @throws InvalidInputError for an ambiguous short id (`unique`)
  */
 export async function resolveDlqIds(

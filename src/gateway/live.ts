@@ -113,7 +113,11 @@ export async function openStream(
   bus: RaptorBus,
   stream: PreparedStream,
   sink: StreamSink,
-  options: {signal?: AbortSignal; maxInFlight?: number; onStart?: (cursor: CursorTracker) => void} = {},
+  options: {
+    signal?: AbortSignal
+    maxInFlight?: number
+    onStart?: (cursor: CursorTracker) => void
+  } = {},
 ): Promise<OpenStream> {
   // A fresh stream starts at the server time before subscribing, exactly: what is published while
   // the subscription is being set up comes from history (a resume from that time), so that neither a

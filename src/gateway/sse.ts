@@ -100,6 +100,7 @@ export async function serveSse(
       res.on('close', done)
     })
 
+  let waiting: Promise<void> | undefined
   const send = (event: RaptorEvent, _json: string, cursor: string): void | Promise<void> => {
     if (ended) return
     // The id is this client's; the data lines are the same bytes for every client.
@@ -107,8 +108,13 @@ export async function serveSse(
     res.write(sseDataFrame(event))
     ctx.stats.eventSent('sse')
     if (res.writableLength <= limit) return
-    // History waits for a slow reader (bounded by time); live events never do.
-    if (!live) return drained()
+    // History is awaited by the library, so it may wait for a slow reader (bounded by time). Nothing
+    // else is: live events, and the live events held during the backfill, released at the seam all at
+    // once while a wait may still be pending. Those drop the client rather than pile up.
+    if (!live && waiting === undefined) {
+      waiting = drained().finally(() => (waiting = undefined))
+      return waiting
+    }
     end({reason: `slow consumer: ${res.writableLength} bytes unread (limit ${limit})`, kind: 'slow_consumer'})
   }
 

@@ -31,6 +31,8 @@ export const MAX_CLIENT_MESSAGE = 64 * 1024
 interface Sub {
   abort: AbortController
   live: boolean
+  /** A history send is waiting for the client to read. */
+  waiting?: boolean
   unsubscribe?: () => Promise<void>
 }
 
@@ -144,7 +146,9 @@ export function serveWebSocket(
       if (closed || subs.get(id) !== sub) return
       const text = `${prefix}${JSON.stringify(cursor)},"event":${json}}`
       ctx.stats.eventSent('ws')
-      if (sub.live) {
+      // As for SSE: only the history (awaited by the library) waits for a slow reader, one wait at a
+      // time; live events and those released at the seam drop the client instead.
+      if (sub.live || sub.waiting) {
         socket.send(text)
         if (socket.bufferedAmount > limit)
           drop(`slow consumer: ${socket.bufferedAmount} bytes unread (limit ${limit})`, 'slow_consumer')
@@ -154,7 +158,10 @@ export function serveWebSocket(
       let written!: () => void
       const flushed = new Promise<void>((resolve) => (written = resolve))
       socket.send(text, () => written())
-      if (socket.bufferedAmount > limit) return drainedOr(flushed)
+      if (socket.bufferedAmount > limit) {
+        sub.waiting = true
+        return drainedOr(flushed).finally(() => (sub.waiting = false))
+      }
     }
     try {
       const opened = await openStream(ctx.bus, stream, {send}, {signal: sub.abort.signal})

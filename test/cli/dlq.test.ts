@@ -145,6 +145,28 @@ describe('raptor dlq requeue', () => {
     expect(await b.redis.xlen(b.keys.requeue('sys.state.update', 'h1'))).toBe(1)
   })
 
+  it('selects entries by any producer event id (not only evt-…), exactly, never by a payload field', async () => {
+    const b = await bus()
+    await b.redis.sadd(b.keys.channelRegistry(), CH)
+    const order = {...envelope(CH, 'order_failed', {n: 1}), id: 'order-42/retry:1 {x}'}
+    // Same id text inside the payload of another event: must not be selected.
+    const decoy = envelope(CH, 'order_failed', {id: 'order-42/retry:1 {x}'})
+    await addDlq(b, [
+      {channel: CH, handler: 'h1', event: order},
+      {channel: CH, handler: 'h1', event: decoy},
+    ])
+
+    const listed = await b.dlq.list({ids: [order.id]})
+    expect(listed.map((e) => (e.event as {id: string}).id)).toEqual([order.id])
+
+    const r = await cli(b, ['dlq', 'requeue', '--id', order.id, '--json'])
+    expect(r.code).toBe(0)
+    expect(JSON.parse(r.stdout).requeued).toBe(1)
+    const rq = await streamEntries(b, b.keys.requeue(CH, 'h1'))
+    expect(rq.map((e) => JSON.parse(e.e).id)).toEqual([order.id])
+    expect(await b.redis.xlen(b.keys.dlq(CH, MRE))).toBe(1)
+  })
+
   it('dry-run changes nothing and shows what would move', async () => {
     const b = await bus()
     await mix(b)

@@ -6,6 +6,7 @@ import {describe, expect, it} from 'vitest'
 
 import {
   cliProcesses,
+  keysUnder,
   randomPrefix,
   runCli,
   target,
@@ -107,6 +108,25 @@ describe('raptor agent durations beyond what one Node timer holds', () => {
     expect(result.stderr).toMatch(
       /invalid --reclaim-after '30d': at most 24\.8d \(the longest a timer can wait\)/,
     )
+  })
+})
+
+describe('raptor agent heartbeat interval', () => {
+  it('--heartbeat-interval 0 (or under 100 ms) is refused with exit 2 before anything is written', async () => {
+    const prefix = randomPrefix()
+    for (const value of ['0', '10ms']) {
+      const result = await runCli([
+        'agent',
+        '--plugin',
+        WORKER,
+        '--heartbeat-interval',
+        value,
+        ...target(prefix),
+      ])
+      expect(result.code).toBe(2)
+      expect(result.stderr).toMatch(/invalid --heartbeat-interval '.*': at least 100ms/)
+    }
+    expect(await keysUnder(prefix)).toEqual([])
   })
 })
 

@@ -70,7 +70,10 @@ Logs are readable lines on stderr (fields in logfmt: key=value, quoted when need
     ])
     // Everything a user can get wrong is checked before anything touches Redis.
     if (flags.id !== undefined) checkAgentId(flags.id)
-    const heartbeatIntervalMs = parseDuration(flags['heartbeat-interval'], '--heartbeat-interval')
+    // 0 would spin; below 100 ms heartbeats would flood sys.global.heartbeat.
+    const heartbeatIntervalMs = parseDuration(flags['heartbeat-interval'], '--heartbeat-interval', {
+      min: 100,
+    })
     const graceMs = parseDuration(flags.grace, '--grace')
     // The consumer's lease timers run at a quarter of it; past what a Node timer holds, refuse it.
     const reclaimAfterMs = parseDuration(flags['reclaim-after'], '--reclaim-after', {

@@ -21,7 +21,7 @@ export default class DlqPurge extends BaseCommand<typeof DlqPurge> {
     ...dlqFilterFlags,
     id: Flags.string({
       summary:
-        'Only this entry: an id as `dlq list` shows it (full, or the stream id alone) or an event id evt-… (repeatable).',
+        'Only this entry: an id as `dlq list` shows it (full, or the stream id alone) or an event id (repeatable).',
       multiple: true,
     }),
     'older-than': Flags.string({summary: 'Only entries dead-lettered more than DUR ago (e.g. 7d).'}),

@@ -27,7 +27,7 @@ Atomic in batches: an interrupted requeue neither loses nor duplicates an entry;
     ...dlqFilterFlags,
     id: Flags.string({
       summary:
-        'Only this entry: an id as `dlq list` shows it (full, or the stream id alone) or an event id evt-… (repeatable).',
+        'Only this entry: an id as `dlq list` shows it (full, or the stream id alone) or an event id (repeatable).',
       multiple: true,
     }),
     'to-channel': Flags.string({

@@ -9,7 +9,7 @@ import {displayTime} from '../../cli/records.js'
 
 export default class DlqShow extends BaseCommand<typeof DlqShow> {
   static override summary = 'Show one dead letter whole: error, attempts, handler and the event.'
-  static override description = `Takes a DLQ entry id from dlq list (<channel>/<reason>/<stream id>, or the stream id alone as the table on a terminal shows it), or an event id evt-… (every DLQ entry holding that event). Exits 1 when nothing matches. --json: {"entries":[…]} as dlq list.`
+  static override description = `Takes a DLQ entry id from dlq list (<channel>/<reason>/<stream id>, or the stream id alone as the table on a terminal shows it), or an event id (evt-… or any id a producer gave: every DLQ entry holding that event). Exits 1 when nothing matches. --json: {"entries":[…]} as dlq list.`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %> sys.alert.warning/max_retries_exceeded/1795936715199-0',
