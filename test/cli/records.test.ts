@@ -19,9 +19,9 @@ async function seed(b: RaptorBus): Promise<string> {
   })
 }
 
-const inPty = (b: RaptorBus, args: string[], env: Record<string, string> = {}) =>
+const inPty = (b: RaptorBus, args: string[], env: Record<string, string> = {}, cols = 80) =>
   runInPty([...args, '--redis-url', redisUrl(), '--prefix', b.keys.prefix], {
-    cols: 80,
+    cols,
     env: {NO_COLOR: '1', ...env},
   })
 
@@ -55,6 +55,10 @@ describe('record lines (tail, replay)', () => {
     expect(second.startsWith(`  ${id} {"room":"B 12","note":"xxx`)).toBe(true)
     expect(second.endsWith('…')).toBe(true)
     expect(second.length).toBeLessThanOrEqual(80)
+    // At 160 columns the payload line takes the width.
+    const wide = screenText((await inPty(b, ['replay', CH, '--since', '1h'], {}, 160)).stdout).split('\n')[1]
+    expect(wide.length).toBe(160)
+    expect(wide.endsWith('…')).toBe(true)
     const utc = await inPty(b, ['replay', CH, '--since', '1h', '--utc'], {TZ: 'Asia/Kolkata'})
     expect(screenText(utc.stdout).split('\n')[0]).toBe(
       `${event.time} critical ${CH} fire raptorbus correlationid=req-42`,
