@@ -26,6 +26,7 @@ import {Redis} from 'ioredis'
 import {RedisServer} from '../test/helpers/redis-server.js'
 import {cliRow} from './cli.js'
 import {agentRow, consumeRow} from './durable.js'
+import {channelsRow, groupsRow, payloadRow, streamRow} from './flat.js'
 import type {BenchRow, RowResult, Target} from './harness.js'
 import {machine, markdownTable, progress, settings} from './lib.js'
 import {fanoutRow, liveRow} from './live.js'
@@ -33,7 +34,19 @@ import {publishRow} from './publish.js'
 import {NATS_SERVER} from './publishers.js'
 import {sseRow} from './sse.js'
 
-const ROWS: BenchRow[] = [publishRow, consumeRow, liveRow, fanoutRow, agentRow, cliRow, sseRow]
+const ROWS: BenchRow[] = [
+  publishRow,
+  consumeRow,
+  liveRow,
+  payloadRow,
+  channelsRow,
+  streamRow,
+  fanoutRow,
+  groupsRow,
+  agentRow,
+  cliRow,
+  sseRow,
+]
 
 const s = settings()
 if (process.argv.includes('--list')) {
