@@ -51,6 +51,7 @@ describe('the npm package, installed from its tarball in a project outside the r
       'NotFoundError',
       'PartialError',
       'PayloadTooLargeError',
+      'PermissionError',
       'PluginError',
       'RaptorBus',
       'RaptorError',

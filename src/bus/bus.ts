@@ -21,6 +21,7 @@ import {
   type ConnectionChange,
   type ConnectionOptions,
 } from './connection.js'
+import {isPermissionDenied} from './acl.js'
 import {ClosedError, InvalidInputError, type MalformedEntryError} from './errors.js'
 import {mergeTls} from './tls.js'
 import {
@@ -448,6 +449,9 @@ export class RaptorBus {
       pipeline.xrevrange(this.keys.stream(name), '+', '-', 'COUNT', 1)
     }
     const results = (await pipeline.exec()) ?? []
+    // A missing stream reads as length 0; a refused read (ACL) is an error, never a silent 0.
+    const denied = results.find(([error]) => error && isPermissionDenied(error))
+    if (denied) throw denied[0]
     const infos: ChannelInfo[] = names.map((name, i) => {
       const spec = this.topology.resolve(name) ?? {name, retentionMs: 0, pattern: false, builtin: false}
       const last = results[2 * i + 1]?.[1] as [string, string[]][] | undefined

@@ -3,6 +3,7 @@ import {formatWithOptions} from 'node:util'
 import createDebug from 'debug'
 import {Redis, type RedisOptions} from 'ioredis'
 
+import {waitUntilLoaded} from './acl.js'
 import {ConnectionError, InvalidInputError} from './errors.js'
 import {tlsDiagnosis, tlsFor, type TlsOptions} from './tls.js'
 import {parseRedisUrl, redactText, redactUrl, secretsOf, type RedisUrl} from './url.js'
@@ -204,6 +205,8 @@ export async function openConnection(
     connectTimeout: timeout,
     connectionName: clientName,
     enableAutoPipelining: false,
+    // Its INFO-based check prints to the console for an ACL user without INFO: ours is quiet.
+    enableReadyCheck: false,
     maxRetriesPerRequest: oneShot ? 0 : null,
     ...(commandTimeout ? {commandTimeout} : {}),
     retryStrategy: (times) => {
@@ -238,6 +241,7 @@ export async function openConnection(
     clearTimeout(timer)
   }
   try {
+    await waitUntilLoaded(redis, timeout)
     await selectDb(redis, url)
   } catch (error) {
     closing.add(redis)

@@ -18,6 +18,7 @@ export type RaptorErrorCode =
   | 'CLOSED'
   | 'PARTIAL'
   | 'MALFORMED_ENTRY'
+  | 'PERMISSION_DENIED'
 
 /** Base class of every error raptorbus throws on purpose. */
 export class RaptorError extends Error {
@@ -160,5 +161,15 @@ export class MalformedEntryError extends RaptorError {
   constructor(message: string, issues: SchemaIssue[], context: Record<string, unknown> = {}) {
     super('MALFORMED_ENTRY', message, {...context, issues})
     this.issues = issues
+  }
+}
+
+/**
+ * The Redis ACL user may not run a command, or touch the keys or pub/sub channels it names (Redis
+ * `NOPERM`): the message names the user and the command (also one run inside a raptor script).
+ */
+export class PermissionError extends RaptorError {
+  constructor(message: string, context: Record<string, unknown> = {}, options?: ErrorOptions) {
+    super('PERMISSION_DENIED', message, context, options)
   }
 }

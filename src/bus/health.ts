@@ -1,5 +1,7 @@
 import type {Redis} from 'ioredis'
 
+import {readIfPermitted, type UnreadablePart} from './acl.js'
+
 import type {Keys} from './keys.js'
 import {idTime} from './stream-ids.js'
 import type {BusMetrics} from './metrics.js'
@@ -29,15 +31,21 @@ export interface AgentInfo {
 /** The health report of `bus.health()` and `raptor health --json`. */
 export interface HealthReport {
   status: 'healthy' | 'degraded' | 'unhealthy'
-  redisVersion: string
+  /** From INFO: null (like the memory, clients and uptime) when the ACL user may not run INFO. */
+  redisVersion: string | null
   latencyMs: number
-  connectedClients: number
-  usedMemoryBytes: number
-  usedMemoryHuman: string
-  maxMemoryBytes: number
-  uptimeSeconds: number
+  connectedClients: number | null
+  usedMemoryBytes: number | null
+  usedMemoryHuman: string | null
+  maxMemoryBytes: number | null
+  uptimeSeconds: number | null
   agents: AgentInfo[]
   checks: HealthCheck[]
+  /**
+   * What the Redis user may not read (ACL), so left out of the report rather than failing it; absent
+   * when everything was read.
+   */
+  unreadable?: UnreadablePart[]
 }
 
 /** Thresholds that turn a healthy bus degraded. */
@@ -179,12 +187,29 @@ export async function baseHealth(
   const started = process.hrtime.bigint()
   await redis.ping()
   const latencyMs = Number(process.hrtime.bigint() - started) / 1e6
-  const [info, [sec, usec]] = await Promise.all([redis.info(), redis.time()])
+  const unreadable: UnreadablePart[] = []
+  const [info, [sec, usec]] = await Promise.all([
+    readIfPermitted(
+      () => redis.info(),
+      {command: 'INFO', gives: 'version, clients, memory, uptime'},
+      unreadable,
+    ),
+    redis.time(),
+  ])
+  const field = (name: string) => (info === undefined ? null : infoField(info, name))
+  const number = (name: string) => (info === undefined ? null : Number(infoField(info, name)))
   const now = Number(sec) * 1000 + Math.floor(Number(usec) / 1000)
   const agents = await readAgents(redis, keys, now)
   const maxLatency = options.maxLatencyMs ?? 100
   const checks: HealthCheck[] = [
-    {name: 'redis', status: 'pass', detail: `reachable, version ${infoField(info, 'redis_version')}`},
+    {
+      name: 'redis',
+      status: 'pass',
+      detail:
+        info === undefined
+          ? 'reachable (version not readable)'
+          : `reachable, version ${field('redis_version')}`,
+    },
     {
       name: 'latency',
       status: latencyMs > maxLatency ? 'warn' : 'pass',
@@ -203,15 +228,16 @@ export async function baseHealth(
   })
   return {
     status: 'healthy',
-    redisVersion: infoField(info, 'redis_version'),
+    redisVersion: field('redis_version'),
     latencyMs: Math.round(latencyMs * 1000) / 1000,
-    connectedClients: Number(infoField(info, 'connected_clients')),
-    usedMemoryBytes: Number(infoField(info, 'used_memory')),
-    usedMemoryHuman: infoField(info, 'used_memory_human'),
-    maxMemoryBytes: Number(infoField(info, 'maxmemory')),
-    uptimeSeconds: Number(infoField(info, 'uptime_in_seconds')),
+    connectedClients: number('connected_clients'),
+    usedMemoryBytes: number('used_memory'),
+    usedMemoryHuman: field('used_memory_human'),
+    maxMemoryBytes: number('maxmemory'),
+    uptimeSeconds: number('uptime_in_seconds'),
     agents,
     checks,
+    ...(unreadable.length > 0 ? {unreadable} : {}),
   }
 }
 

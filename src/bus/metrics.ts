@@ -1,5 +1,6 @@
 import type {Redis} from 'ioredis'
 
+import {readIfPermitted, type UnreadablePart} from './acl.js'
 import {DLQ_REASONS, ROUTING_DLQ_CHANNEL, type DlqReason, type Topology} from './channels.js'
 import {readAgents} from './health.js'
 import type {History} from './history.js'
@@ -70,9 +71,11 @@ export interface BusMetrics {
     pending: number
   }
   channels: ChannelMetrics[]
-  /** Live subscriber connections (`tail`, `bus.subscribe`) under this prefix. */
-  subscribers: number
+  /** Live subscriber connections (`tail`, `bus.subscribe`) under this prefix; null when the ACL user may not run CLIENT LIST. */
+  subscribers: number | null
   agents: {live: number; stale: number}
+  /** What the Redis user may not read (ACL), left out rather than failing; absent when everything was read. */
+  unreadable?: UnreadablePart[]
 }
 
 function zeroCounters(): Counters {
@@ -122,9 +125,14 @@ export class MetricsReader {
   /** Metrics of every known channel (and the routing-error pseudo-channel), summed globally. */
   async all(): Promise<BusMetrics> {
     const channels = [...new Set([...(await this.history.knownChannels()), ROUTING_DLQ_CHANNEL])]
+    const unreadable: UnreadablePart[] = []
     const [perChannel, subscribers, now] = await Promise.all([
       this.channels(channels),
-      this.subscribers(),
+      readIfPermitted(
+        () => this.subscribers(),
+        {command: 'CLIENT LIST', gives: 'live subscribers'},
+        unreadable,
+      ),
       this.history.serverTime(),
     ])
     const agents = await readAgents(this.redis, this.keys, now)
@@ -161,8 +169,9 @@ export class MetricsReader {
       prefix: this.keys.prefix,
       global,
       channels: active,
-      subscribers,
+      subscribers: subscribers ?? null,
       agents: {live: agents.filter((a) => !a.stale).length, stale: agents.filter((a) => a.stale).length},
+      ...(unreadable.length > 0 ? {unreadable} : {}),
     }
   }
 

@@ -111,7 +111,9 @@ export async function toPrometheus(metrics: BusMetrics | {channels: ChannelMetri
   }
   stateGauges(registry, metrics.channels)
   if ('subscribers' in metrics) {
-    gauge('raptor_live_subscribers', 'Live subscriber connections.', []).set(metrics.subscribers)
+    // Unknown to a user without CLIENT LIST (ACL): left out rather than reported as 0.
+    if (metrics.subscribers !== null)
+      gauge('raptor_live_subscribers', 'Live subscriber connections.', []).set(metrics.subscribers)
     const agents = gauge('raptor_agents', 'Registered agents by heartbeat state.', ['state'])
     agents.set({state: 'live'}, metrics.agents.live)
     agents.set({state: 'stale'}, metrics.agents.stale)

@@ -6,7 +6,7 @@ import {Command, Flags, type Interfaces} from '@oclif/core'
 import type {BusOptions, RaptorBus} from '../bus/bus.js'
 import {CONFIG_FILE_NAMES} from '../bus/config.js'
 import {readTlsFiles, type TlsFiles, type TlsNames, type TlsOptions} from '../bus/tls.js'
-import {hasPassword, redactText, secretsOf} from '../bus/url.js'
+import {hasPassword, parseRedisUrl, redactText, secretsOf} from '../bus/url.js'
 import {selectContext, type Context} from './contexts.js'
 import {ExitCode, exitCodeFor} from './exit-codes.js'
 import {tlsFlags} from './flags.js'
@@ -235,6 +235,26 @@ export abstract class BaseCommand<T extends typeof Command> extends LocalCommand
       RaptorBus.connect(this.busOptions(extra)),
     )
     return this.busPromise
+  }
+
+  /** A Redis ACL refusal becomes a permission error naming the user and the command (exit 1). */
+  protected override async catch(error: Error & {exitCode?: number}): Promise<never> {
+    if (/NOPERM|can't run this command/.test(error?.message ?? '')) {
+      const {permissionError} = await import('../bus/acl.js')
+      return super.catch(permissionError(error, await this.redisUser()) as Error)
+    }
+    return super.catch(error)
+  }
+
+  /** The ACL user the command connects as: the URL's, or `default`. */
+  protected async redisUser(): Promise<string> {
+    const bus = await this.busPromise?.catch(() => undefined)
+    const url = bus?.options.redisUrl ?? this.flags['redis-url'] ?? this.context?.context.redisUrl
+    try {
+      return (url && parseRedisUrl(url).username) || 'default'
+    } catch {
+      return 'default'
+    }
   }
 
   protected override async finally(error: Error | undefined): Promise<void> {

@@ -29,6 +29,7 @@ const BY_CODE: Record<string, number> = {
   PARTIAL: ExitCode.PARTIAL,
   CLOSED: ExitCode.FAILED,
   MALFORMED_ENTRY: ExitCode.FAILED,
+  PERMISSION_DENIED: ExitCode.FAILED,
 }
 
 /** Errors of ioredis that mean the connection to Redis was lost mid-command, or Redis stopped answering. */

@@ -54,7 +54,7 @@ Exit codes: 0 healthy, 1 degraded or unhealthy, 69 Redis unreachable.`
       }
       return report
     }
-    this.render(report)
+    this.render(report, await this.redisUser())
     if (report.status !== 'healthy') this.exit(ExitCode.FAILED)
     return report
   }
@@ -69,16 +69,20 @@ Exit codes: 0 healthy, 1 degraded or unhealthy, 69 Redis unreachable.`
     }
   }
 
-  private render(report: HealthReport): void {
+  private render(report: HealthReport, user: string): void {
     const c = palette()
     const colour = {healthy: c.green, degraded: c.yellow, unhealthy: c.red}[report.status]
     const mark = {pass: c.green('pass'), warn: c.yellow('warn'), fail: c.red('fail')}
     this.log(`status: ${colour(report.status)}`)
     this.log(
-      `redis ${report.redisVersion}, latency ${report.latencyMs} ms, ${plural(report.connectedClients, 'client')}, ` +
-        `memory ${report.usedMemoryHuman}${report.maxMemoryBytes > 0 ? ` of ${report.maxMemoryBytes} bytes` : ''}, ` +
-        `up ${report.uptimeSeconds} s`,
+      report.redisVersion === null
+        ? `redis reachable, latency ${report.latencyMs} ms`
+        : `redis ${report.redisVersion}, latency ${report.latencyMs} ms, ${plural(report.connectedClients ?? 0, 'client')}, ` +
+            `memory ${report.usedMemoryHuman}${(report.maxMemoryBytes ?? 0) > 0 ? ` of ${report.maxMemoryBytes} bytes` : ''}, ` +
+            `up ${report.uptimeSeconds} s`,
     )
+    for (const part of report.unreadable ?? [])
+      this.log(`${c.yellow('–')} not readable by Redis user ${user}: ${part.command} (${part.gives})`)
     this.log('')
     this.log(
       table(

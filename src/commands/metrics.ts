@@ -132,7 +132,7 @@ export default class Metrics extends BaseCommand<typeof Metrics> {
             `lag ${g.lag}`,
             `pending ${g.pending}`,
             `DLQ ${g.dlqTotal}${reasons.length > 0 ? ` (${reasons.join(', ')})` : ''}`,
-            `subscribers ${m.subscribers}`,
+            `subscribers ${m.subscribers ?? '– (CLIENT LIST not permitted)'}`,
             `agents ${m.agents.live} live, ${m.agents.stale} stale`,
           ],
           fit,

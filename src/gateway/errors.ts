@@ -17,6 +17,8 @@ const STATUS: Record<RaptorErrorCode, number> = {
   PLUGIN_ERROR: 500,
   // A stored entry that is not an event (a foreign XADD): it exists, and cannot be shown.
   MALFORMED_ENTRY: 500,
+  // The server's Redis user may not run it (ACL): the gateway's account lacks the right.
+  PERMISSION_DENIED: 403,
 }
 
 /** Fastify's own request errors, by code, as raptor's error codes. */

@@ -16,11 +16,12 @@ import {errorBody, withDeadline} from '../errors.js'
  */
 export interface SeedHealth {
   status: HealthReport['status']
-  redis_version: string
-  connected_clients: number
+  /** Null when the gateway's Redis user may not run INFO (ACL). */
+  redis_version: string | null
+  connected_clients: number | null
   latency_ms: number
-  used_memory_human: string
-  uptime_seconds: number
+  used_memory_human: string | null
+  uptime_seconds: number | null
   agents: {live: number; stale: number}
   metrics: {
     published: number
@@ -28,7 +29,8 @@ export interface SeedHealth {
     failed: number
     dead_lettered: number
     dlq_depth: number
-    active_subscriptions: number
+    /** Null when the gateway's Redis user may not run CLIENT LIST (ACL). */
+    active_subscriptions: number | null
   }
   checks: HealthReport['checks']
   timestamp: string
