@@ -23,6 +23,7 @@ import {
 } from './connection.js'
 import {isPermissionDenied} from './acl.js'
 import {ClosedError, InvalidInputError, type MalformedEntryError} from './errors.js'
+import {waitForReplicas, type ReplicaWait} from './sentinel.js'
 import {mergeTls} from './tls.js'
 import {
   payloadSchemas,
@@ -74,6 +75,20 @@ export interface BusOptions extends ConnectionOptions {
    * silent. `true` looks for one in the working directory. @defaultValue false
    */
   config?: string | boolean
+  /**
+   * Replicas that must have each publish before `publish`/`publishMany` resolve (`WAIT`), so that a
+   * failover, which promotes a replica, loses no acknowledged publish. Fewer within `timeoutMs` is a
+   * `TimeoutError` (the events are on the master). `{replicas: 0}` turns it off.
+   * @defaultValue `{replicas: 1, timeoutMs: 2000}` for a `redis-sentinel://` URL, else none
+   */
+  replicaWait?: ReplicaWait
+}
+
+/** The replica wait of a bus: as given, else one replica on Sentinel. */
+function replicaWaitFor(options: BusOptions, url: string | undefined): ReplicaWait | undefined {
+  if (options.replicaWait) return options.replicaWait.replicas > 0 ? options.replicaWait : undefined
+  if (options.redis || url === undefined) return undefined
+  return /^rediss?-sentinel:\/\//i.test(url.trim()) ? {replicas: 1, timeoutMs: 2000} : undefined
 }
 
 /** One channel of the topology with its current state. */
@@ -223,6 +238,7 @@ export class RaptorBus {
       maxPayloadBytes: options.maxPayloadBytes ?? fileConfig.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
       source: options.source ?? 'raptorbus',
       tls: mergeTls(options.tls, fileConfig.tls),
+      replicaWait: replicaWaitFor(options, options.redisUrl ?? fileConfig.redisUrl),
     }
     // Build the topology before connecting so that a bad config fails without touching Redis.
     new Topology(merged.channels)
@@ -250,7 +266,9 @@ export class RaptorBus {
    */
   async publish(input: PublishInput | CloudEventInput): Promise<string> {
     this.ensureOpen()
-    return this.publisher.publish(input)
+    const id = await this.publisher.publish(input)
+    if (this.options.replicaWait) await waitForReplicas(this.redis, this.options.replicaWait, [id])
+    return id
   }
 
   /**
@@ -261,7 +279,9 @@ export class RaptorBus {
    */
   async publishMany(inputs: readonly PublishItem[]): Promise<string[]> {
     this.ensureOpen()
-    return this.publisher.publishMany(inputs)
+    const ids = await this.publisher.publishMany(inputs)
+    if (this.options.replicaWait) await waitForReplicas(this.redis, this.options.replicaWait, ids)
+    return ids
   }
 
   private hub(): Promise<LiveHub> {

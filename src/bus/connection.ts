@@ -5,6 +5,7 @@ import {Redis, type RedisOptions} from 'ioredis'
 
 import {waitUntilLoaded} from './acl.js'
 import {ConnectionError, InvalidInputError} from './errors.js'
+import {sentinelDiagnosis, sentinelOptions} from './sentinel.js'
 import {tlsDiagnosis, tlsFor, type TlsOptions} from './tls.js'
 import {parseRedisUrl, redactText, redactUrl, secretsOf, type RedisUrl} from './url.js'
 
@@ -117,6 +118,7 @@ export function connectionError(url: string, error: unknown, diagnosis?: string)
 
 /** ioredis options for a parsed URL (the URL itself never reaches ioredis, so its errors hold no password). */
 function redisOptions(url: RedisUrl, tlsOptions: TlsOptions | undefined): RedisOptions {
+  if (url.sentinel) return sentinelOptions(url, tlsOptions)
   const {host, port} = url.endpoints[0]
   const tls = tlsFor(url, tlsOptions)
   return {
@@ -213,6 +215,13 @@ export async function openConnection(
       if (!everReady || oneShot) return null
       return Math.min(50 * 2 ** Math.min(times, 6), 2000)
     },
+    // Sentinel: asking the Sentinels again is how a failover is followed; one-shot use gives up soon.
+    ...(url.sentinel
+      ? {
+          sentinelRetryStrategy: (times: number) =>
+            (!everReady || oneShot) && times > 3 ? null : Math.min(100 * times, 1000),
+        }
+      : {}),
     ...extra,
   })
   // Errors after a connection is up are handled by reconnecting; keep them from crashing the process.
@@ -236,7 +245,11 @@ export async function openConnection(
     closing.add(redis)
     redis.disconnect()
     const cause = lastError ?? error
-    throw connectionError(raw, cause, await tlsDiagnosis(url, cause, options.tls))
+    throw connectionError(
+      raw,
+      cause,
+      url.sentinel ? await sentinelDiagnosis(url) : await tlsDiagnosis(url, cause, options.tls),
+    )
   } finally {
     clearTimeout(timer)
   }

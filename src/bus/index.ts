@@ -54,6 +54,7 @@ export type {
 export type {BackoffOptions, HandlerContext, HandlerDefinition, HandlerLogger} from './handler.js'
 export type {AgentInfo, HealthCheck, HealthOptions, HealthReport} from './health.js'
 export type {UnreadablePart} from './acl.js'
+export type {ReplicaWait} from './sentinel.js'
 export type {ReplayWindow} from './history.js'
 export type {LiveGap, LiveHandler, LiveMeta, SubscribeOptions, Subscription} from './live.js'
 export type {BusMetrics, ChannelMetrics, CounterName, Counters, HandlerMetrics} from './metrics.js'

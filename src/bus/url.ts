@@ -17,12 +17,16 @@ import {InvalidInputError} from './errors.js'
 /** A URL scheme raptor understands, and whether it means TLS. */
 interface SchemeInfo {
   tls: boolean
+  /** The hosts are Redis Sentinels, asked for the master named by `?master=`. */
+  sentinel?: boolean
 }
 
 /** The schemes accepted, by name (without `://`). */
 export const SCHEMES: Readonly<Record<string, SchemeInfo>> = {
   redis: {tls: false},
   rediss: {tls: true},
+  'redis-sentinel': {tls: false, sentinel: true},
+  'rediss-sentinel': {tls: true, sentinel: true},
 }
 
 /** One host and port to connect to. */
@@ -49,15 +53,22 @@ export interface RedisUrl {
   family?: 4 | 6
   /** The URL with any password replaced by `***`: safe to print. */
   redacted: string
+  /**
+   * For `redis-sentinel://` (`rediss-sentinel://`): the master's name, and the Sentinels' own
+   * credentials when they differ (`?sentinelUsername=`, `?sentinelPassword=`); the endpoints are the
+   * Sentinels, the user and password those of the master.
+   */
+  sentinel?: {master: string; username?: string; password?: string}
 }
 
 /** What a Redis URL looks like, for error messages. */
 const SHAPE = 'redis://host[:port][/db], rediss:// for TLS, with user:password@ before the host when needed'
 
 const DEFAULT_PORT = 6379
+const SENTINEL_PORT = 26379
 
 /** Query parameters that carry a secret. */
-const SECRET_PARAMS = /([?&](?:password|pass|pwd|auth|token)=)([^&#\s'"]*)/gi
+const SECRET_PARAMS = /([?&](?:password|pass|pwd|auth|token|sentinelPassword)=)([^&#\s'"]*)/gi
 
 function fail(url: string, what: string, why: string): never {
   throw new InvalidInputError(`invalid ${what} '${redactUrl(url)}': ${why}`, {url: redactUrl(url)})
@@ -83,7 +94,7 @@ function splitUserinfo(rest: string): {userinfo?: string; hostPart: string} {
   return at < 0 ? {hostPart: rest} : {userinfo: rest.slice(0, at), hostPart: rest.slice(at + 1)}
 }
 
-function parseEndpoint(text: string, url: string, what: string): RedisEndpoint {
+function parseEndpoint(text: string, url: string, what: string, defaultPort = DEFAULT_PORT): RedisEndpoint {
   let host: string
   let portText: string | undefined
   if (text.startsWith('[')) {
@@ -101,7 +112,7 @@ function parseEndpoint(text: string, url: string, what: string): RedisEndpoint {
   if (host === '') fail(url, what, `no host: use ${SHAPE}`)
   if (!/^[A-Za-z0-9._~%-]+$/.test(host) && !/^[0-9A-Fa-f:.]+$/.test(host))
     fail(url, what, `'${host}' is not a host name: use ${SHAPE}`)
-  let port = DEFAULT_PORT
+  let port = defaultPort
   if (portText !== undefined) {
     if (!/^\d{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535)
       fail(url, what, `port '${portText}' is not a number from 1 to 65535`)
@@ -129,7 +140,11 @@ export function parseRedisUrl(url: string, what = 'Redis URL'): RedisUrl {
   }
   const info = SCHEMES[scheme]
   if (!info)
-    fail(url, what, `unsupported scheme '${scheme}://': use redis:// (or rediss:// for TLS), as in ${SHAPE}`)
+    fail(
+      url,
+      what,
+      `unsupported scheme '${scheme}://': use redis:// (or rediss:// for TLS), as in ${SHAPE}; redis-sentinel://s1:26379,s2:26379/0?master=NAME for Sentinel`,
+    )
   const {userinfo, hostPart} = splitUserinfo(rest)
   // Host part: host[:port][/db][?query][#…]; a fragment has no meaning for Redis and is refused.
   const hash = hostPart.indexOf('#')
@@ -140,7 +155,10 @@ export function parseRedisUrl(url: string, what = 'Redis URL'): RedisUrl {
   const slash = beforeQuery.indexOf('/')
   const authority = slash < 0 ? beforeQuery : beforeQuery.slice(0, slash)
   const path = slash < 0 ? '' : beforeQuery.slice(slash + 1)
-  const endpoints = [parseEndpoint(authority, url, what)]
+  // Several hosts, comma-separated: the Sentinels of a redis-sentinel:// URL.
+  const endpoints = authority
+    .split(',')
+    .map((host) => parseEndpoint(host, url, what, info.sentinel ? SENTINEL_PORT : DEFAULT_PORT))
   let db: number | undefined
   if (path !== '') {
     if (path.includes('/'))
@@ -157,6 +175,9 @@ export function parseRedisUrl(url: string, what = 'Redis URL'): RedisUrl {
     password = decode(userinfo.slice(colon + 1), url, what, 'password')
   }
   let family: 4 | 6 | undefined
+  let master: string | undefined
+  let sentinelUsername: string | undefined
+  let sentinelPassword: string | undefined
   for (const pair of query === '' ? [] : query.split('&')) {
     if (pair === '') continue
     const eq = pair.indexOf('=')
@@ -170,8 +191,18 @@ export function parseRedisUrl(url: string, what = 'Redis URL'): RedisUrl {
     } else if (key === 'family') {
       if (value !== '4' && value !== '6') fail(url, what, `family must be 4 or 6, not '${value}'`)
       family = Number(value) as 4 | 6
-    } else fail(url, what, `unknown parameter '${key}': supported are password, username, db and family`)
+    } else if (info.sentinel && key === 'master') master = value
+    else if (info.sentinel && key === 'sentinelUsername') sentinelUsername = value || undefined
+    else if (info.sentinel && key === 'sentinelPassword') sentinelPassword = value || undefined
+    else
+      fail(
+        url,
+        what,
+        `unknown parameter '${key}': supported are password, username, db and family${info.sentinel ? ', master, sentinelUsername and sentinelPassword' : ''}`,
+      )
   }
+  if (info.sentinel && (master === undefined || master === ''))
+    fail(url, what, "a Sentinel URL needs the master's name: add ?master=NAME (SENTINEL MASTERS lists them)")
   if (username !== undefined && (password === undefined || password === ''))
     fail(url, what, `user '${username}' has no password: write user:password@host`)
   return {
@@ -183,6 +214,9 @@ export function parseRedisUrl(url: string, what = 'Redis URL'): RedisUrl {
     db: db ?? 0,
     family,
     redacted: redactUrl(url),
+    ...(info.sentinel
+      ? {sentinel: {master: master!, username: sentinelUsername, password: sentinelPassword}}
+      : {}),
   }
 }
 

@@ -25,6 +25,34 @@ describe('parseRedisUrl', () => {
     expect(parseRedisUrl('redis://h?password=x%2Fy&db=2')).toMatchObject({password: 'x/y', db: 2})
   })
 
+  it("reads Sentinel URLs: the Sentinels (default port 26379), the master, the Sentinels' own credentials", () => {
+    expect(
+      parseRedisUrl('redis-sentinel://app:pw@s1,s2:26380/2?master=orders&sentinelPassword=sp%2F1'),
+    ).toMatchObject({
+      scheme: 'redis-sentinel',
+      tls: false,
+      endpoints: [
+        {host: 's1', port: 26379},
+        {host: 's2', port: 26380},
+      ],
+      username: 'app',
+      password: 'pw',
+      db: 2,
+      sentinel: {master: 'orders', password: 'sp/1'},
+    })
+    expect(parseRedisUrl('rediss-sentinel://s1/0?master=m')).toMatchObject({
+      tls: true,
+      sentinel: {master: 'm'},
+    })
+    expect(() => parseRedisUrl('redis-sentinel://s1:26379/0')).toThrow(
+      /needs the master's name: add \?master=NAME/,
+    )
+    expect(() => parseRedisUrl('redis://h?master=m')).toThrow(/unknown parameter 'master'/)
+    const url = 'redis-sentinel://:pw-secret@s1/0?master=m&sentinelPassword=sp-secret'
+    expect(redactUrl(url)).toBe('redis-sentinel://:***@s1/0?master=m&sentinelPassword=***')
+    expect(secretsOf(url)).toEqual(expect.arrayContaining(['pw-secret', 'sp-secret']))
+  })
+
   it('takes the user information up to the last @, so a password may hold / ? # unencoded', () => {
     const url = parseRedisUrl('redis://:a/b?c#d@host:1/4')
     expect(url).toMatchObject({password: 'a/b?c#d', endpoints: [{host: 'host', port: 1}], db: 4})

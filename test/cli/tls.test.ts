@@ -20,7 +20,7 @@ beforeAll(async () => {
   certs = makeTestCerts()
   server = await startTlsServer(certs, false)
   mutual = await startTlsServer(certs, true)
-})
+}, 60_000)
 
 afterAll(async () => {
   await server?.stop()
@@ -42,7 +42,7 @@ function publish(args: string[], env: Record<string, string> = {}) {
 const ca = () => ['--tls-ca', certs.ca]
 const clientCert = () => ['--tls-cert', certs.clientCert, '--tls-key', certs.clientKey]
 
-describe('TLS: --tls-ca, --tls-cert, --tls-key, --tls-servername', () => {
+describe('TLS: --tls-ca, --tls-cert, --tls-key, --tls-servername', {timeout: 120_000}, () => {
   it('publish and get over TLS with the CA given by flag, environment, context or config file', async () => {
     const prefix = randomPrefix()
     const byFlag = await publish(['--redis-url', url(server), '--prefix', prefix, ...ca()])
