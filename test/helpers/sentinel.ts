@@ -52,17 +52,21 @@ export class SentinelSetup {
   ) {}
 
   static async start(name = 'raptormaster', count = 1): Promise<SentinelSetup> {
-    const master = await RedisServer.start()
-    const replica = await RedisServer.start(undefined, ['--replicaof', '127.0.0.1', String(master.port)])
+    // Replicas write the master's RDB to their directory: keep it out of the working tree.
+    const dir = mkdtempSync(join(tmpdir(), 'raptor-sentinel-'))
+    const master = await RedisServer.start(undefined, ['--dir', dir, '--dbfilename', 'master.rdb'])
+    const replica = await RedisServer.start(undefined, [
+      '--dir',
+      dir,
+      '--dbfilename',
+      'replica.rdb',
+      '--replicaof',
+      '127.0.0.1',
+      String(master.port),
+    ])
     const ports: number[] = []
     for (let i = 0; i < count; i++) ports.push(await freePort())
-    const setup = new SentinelSetup(
-      name,
-      master,
-      replica,
-      ports,
-      mkdtempSync(join(tmpdir(), 'raptor-sentinel-')),
-    )
+    const setup = new SentinelSetup(name, master, replica, ports, dir)
     for (const port of ports) await setup.startSentinel(port, Math.floor(count / 2) + 1)
     await setup.ready()
     return setup
