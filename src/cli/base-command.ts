@@ -143,6 +143,14 @@ export abstract class BaseCommand<T extends typeof Command> extends LocalCommand
       env: 'RAPTOR_CONTEXT',
       helpGroup: 'GLOBAL',
     }),
+    cluster: Flags.boolean({
+      summary: 'Redis Cluster: use a cluster client (--no-cluster: a single-server one).',
+      description:
+        'Without it, detected: a URL with several hosts is a cluster, and one host is asked INFO cluster.',
+      env: 'RAPTOR_CLUSTER',
+      allowNo: true,
+      helpGroup: 'GLOBAL',
+    }),
   }
 
   declare protected flags: BaseFlags<T>
@@ -186,6 +194,9 @@ export abstract class BaseCommand<T extends typeof Command> extends LocalCommand
     return {
       redisUrl: this.flags['redis-url'] ?? ctx?.redisUrl,
       prefix: this.flags.prefix ?? ctx?.prefix,
+      ...((this.flags.cluster ?? ctx?.cluster) === undefined
+        ? {}
+        : {cluster: this.flags.cluster ?? ctx?.cluster}),
       ...(ctx && (ctx.tlsCa || ctx.tlsCert || ctx.tlsKey || ctx.tlsServername) ? {tls: contextTls(ctx)} : {}),
       config: this.flags.config ?? true,
       source: 'raptor-cli',
