@@ -309,6 +309,7 @@ export async function openConnection(
   }
   try {
     if (options.cluster === undefined && (await clusterEnabled(redis))) {
+      await assertServing(redis, url, raw)
       closing.add(redis)
       redis.disconnect()
       return openCluster(options, url, raw, clientName, extra)
@@ -339,6 +340,24 @@ async function clusterEnabled(redis: Redis): Promise<boolean> {
       return false
     }
   }
+}
+
+/**
+ * A cluster node that says `cluster_state:fail` (slots never assigned, or a master down with no
+ * replica to take over) serves no command: say so rather than time out. Unchecked when this user
+ * may not run CLUSTER INFO.
+ * @throws ConnectionError naming the state and the slots assigned
+ */
+async function assertServing(redis: Redis, url: RedisUrl, raw: string): Promise<void> {
+  const info = (await redis.call('CLUSTER', 'INFO').catch(() => '')) as string
+  const state = /^cluster_state:(\w+)/m.exec(info)?.[1]
+  if (state === undefined || state === 'ok') return
+  const assigned = /^cluster_slots_assigned:(\d+)/m.exec(info)?.[1] ?? '?'
+  const {host, port} = url.endpoints[0]
+  throw new ConnectionError(
+    `the Redis Cluster at ${host}:${port} is not serving (cluster_state:${state}, ${assigned} of 16384 slots assigned): assign every slot (redis-cli --cluster create …, or --cluster fix) and wait for cluster_state:ok`,
+    {url: redactUrl(raw)},
+  )
 }
 
 /**
