@@ -1,5 +1,6 @@
 import {Redis, type RedisOptions} from 'ioredis'
 
+import type {RedisClient} from './cluster.js'
 import {TimeoutError} from './errors.js'
 import {tlsFor, type TlsOptions} from './tls.js'
 import type {RedisUrl} from './url.js'
@@ -97,7 +98,7 @@ export interface ReplicaWait {
  *   failover now could lose them (publishing them again is safe to retry by event id)
  */
 export async function waitForReplicas(
-  redis: Redis,
+  redis: RedisClient,
   wait: ReplicaWait,
   ids: readonly string[],
 ): Promise<void> {
