@@ -1,6 +1,6 @@
 import {randomUUID} from 'node:crypto'
 
-import type {Redis} from 'ioredis'
+import type {Cluster, Redis} from 'ioredis'
 
 import {
   DLQ_REASONS,
@@ -147,7 +147,8 @@ export class RaptorBus {
       BusOptions,
   ) {
     // The database the command connection is on (pub/sub names carry it: pub/sub ignores databases).
-    this.keys = new Keys(options.prefix, redis.options.db ?? 0)
+    // On a cluster, live names are shard channels under their channel's hash tag.
+    this.keys = new Keys(options.prefix, redis.options.db ?? 0, redis.isCluster)
     this.topology = new Topology(options.channels)
     this.history = new History(redis, this.keys, this.topology)
     this.publisher = new Publisher({
@@ -261,11 +262,27 @@ export class RaptorBus {
   }
 
   private hub(): Promise<LiveHub> {
-    this.live ??= openConnection(this.options, this.keys.subscriberClientName()).then((conn) => {
-      this.subConn = conn
-      return new LiveHub(conn, this.keys, this.redis)
-    })
+    this.live ??= this.redis.isCluster
+      ? this.shardedHub()
+      : openConnection(this.options, this.keys.subscriberClientName()).then((conn) => {
+          this.subConn = conn
+          return new LiveHub(conn, this.keys, this.redis)
+        })
     return this.live
+  }
+
+  /** On a cluster: live fan-out over sharded pub/sub (see live-sharded.ts). */
+  private async shardedHub(): Promise<LiveHub> {
+    const {openShardedHub} = await import('./live-sharded.js')
+    const {hub, sub} = await openShardedHub(
+      this.redis as unknown as Cluster,
+      this.keys,
+      this.keys.subscriberClientName(),
+      {knownChannels: () => this.history.knownChannels()},
+    )
+    // Classic SUBSCRIBE (request replies) works on it too: replies are not per channel.
+    this.subConn = sub as unknown as Redis
+    return hub
   }
 
   /**
