@@ -154,16 +154,12 @@ export class ShardedLiveHub extends LiveHub {
 }
 
 /**
- * Opens a cluster hub: a copy of the bus's cluster client with `shardedSubscribers`, ready.
+ * A copy of a cluster client with `shardedSubscribers` (one subscriber connection per master that
+ * holds a subscription), ready.
  * @param name the client name of its subscriber connections (ioredis names them
  *   `ioredis-cluster(ssubscriber):<name>`)
  */
-export async function openShardedHub(
-  commands: Cluster,
-  keys: Keys,
-  name: string,
-  options: ShardedLiveOptions,
-): Promise<{hub: ShardedLiveHub; sub: Cluster}> {
+export async function openShardSubscriber(commands: Cluster, name: string): Promise<Cluster> {
   const sub = commands.duplicate(undefined, {
     shardedSubscribers: true,
     redisOptions: {...commands.options.redisOptions, connectionName: name},
@@ -175,5 +171,16 @@ export async function openShardedHub(
       sub.once('ready', resolve)
       sub.once('end', () => reject(new Error('the cluster subscriber client ended before it was ready')))
     })
+  return sub
+}
+
+/** Opens a cluster hub on a subscriber client of its own. */
+export async function openShardedHub(
+  commands: Cluster,
+  keys: Keys,
+  name: string,
+  options: ShardedLiveOptions,
+): Promise<{hub: ShardedLiveHub; sub: Cluster}> {
+  const sub = await openShardSubscriber(commands, name)
   return {hub: new ShardedLiveHub(sub, keys, commands, options), sub}
 }
