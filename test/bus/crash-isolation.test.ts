@@ -1,12 +1,24 @@
-import {describe, expect, it} from 'vitest'
+import {afterEach, beforeAll, describe, expect, it} from 'vitest'
 
-import {redisUrl, testBuses, waitFor} from '../helpers/index.js'
+import {RaptorBus} from '../../src/bus/index.js'
+import {randomPrefix, waitFor} from '../helpers/index.js'
 import {childProcesses, fixture, type NdjsonChild} from '../helpers/child.js'
+import {deployments} from '../helpers/deployments.js'
 import {streamEntries} from '../helpers/ops.js'
 
 const CHANNEL = 'sys.state.update'
 const FIXTURE = fixture('poison-consumer.mjs')
-const bus = testBuses()
+const buses: RaptorBus[] = []
+/** The Redis of the suite running now (one server, or the cluster). */
+let redisUrl = ''
+afterEach(async () => {
+  while (buses.length > 0) await buses.pop()!.close()
+})
+async function bus(): Promise<RaptorBus> {
+  const b = await RaptorBus.connect({redisUrl, prefix: randomPrefix()})
+  buses.push(b)
+  return b
+}
 const spawnChild = childProcesses()
 
 /** Seq numbers of the lines with `key` over every process. */
@@ -16,7 +28,9 @@ function seqs(children: NdjsonChild[], key: string): Set<number> {
   return out
 }
 
-describe('crash isolation (real processes killed by their poison events)', () => {
+describe.each(deployments())('crash isolation on $name (real processes killed by their poison events)', (d) => {
+  beforeAll(() => void (redisUrl = d.url))
+
   it('dead-letters only the poison events: every innocent neighbour is handled, none dead-lettered', async () => {
     const b = await bus()
     const poison = new Set([15, 45, 75, 105])
@@ -29,7 +43,7 @@ describe('crash isolation (real processes killed by their poison events)', () =>
       })),
     )
     const config = {
-      redisUrl: redisUrl(),
+      redisUrl,
       prefix: b.keys.prefix,
       concurrency: 8,
       maxRetries: 2,
@@ -88,7 +102,7 @@ describe('crash isolation (real processes killed by their poison events)', () =>
       {channel: CHANNEL, type: 'a', payload: {seq: 0}},
     ])
     const config = {
-      redisUrl: redisUrl(),
+      redisUrl,
       prefix: b.keys.prefix,
       concurrency: 8,
       reclaimAfterMs: 300,
@@ -111,7 +125,9 @@ describe('crash isolation (real processes killed by their poison events)', () =>
   })
 })
 
-describe('reclaim under a backlog', () => {
+describe.each(deployments())('reclaim under a backlog on $name', (d) => {
+  beforeAll(() => void (redisUrl = d.url))
+
   it('redelivers the events of a consumer killed -9 while the others are saturated, ahead of the backlog', async () => {
     const b = await bus()
     // A backlog that three consumers need ~10 s for (far longer than the reclaim takes).
@@ -119,7 +135,7 @@ describe('reclaim under a backlog', () => {
       Array.from({length: 600}, (_, seq) => ({channel: CHANNEL, type: 'work', payload: {seq}})),
     )
     const config = {
-      redisUrl: redisUrl(),
+      redisUrl,
       prefix: b.keys.prefix,
       concurrency: 8,
       reclaimAfterMs: 1000,
