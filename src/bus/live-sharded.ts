@@ -166,7 +166,9 @@ export async function openShardSubscriber(commands: Cluster, name: string): Prom
   })
   // Errors after it is up are handled by its reconnecting; keep them from crashing the process.
   sub.on('error', () => {})
-  if (sub.status !== 'ready')
+  // A client made with lazyConnect (as raptor's are) waits for connect(); another is on its way.
+  if (sub.status === 'wait') await sub.connect()
+  else if (sub.status !== 'ready')
     await new Promise<void>((resolve, reject) => {
       sub.once('ready', resolve)
       sub.once('end', () => reject(new Error('the cluster subscriber client ended before it was ready')))

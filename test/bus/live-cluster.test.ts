@@ -1,47 +1,40 @@
-import {Cluster, Redis} from 'ioredis'
-import calculateSlot from 'cluster-key-slot'
-import {afterEach, describe, expect, it} from 'vitest'
+import type {Cluster, Redis} from 'ioredis'
+import {afterEach, describe, expect, inject, it} from 'vitest'
 
 import {RaptorBus, type LiveGap, type RaptorEvent} from '../../src/bus/index.js'
 import {randomPrefix, waitFor} from '../helpers/index.js'
 
-// DEV ONLY: replaced by the cluster fixture
-const SEEDS = [17101, 17102, 17103].map((port) => ({host: '127.0.0.1', port}))
 const open: RaptorBus[] = []
+afterEach(async () => {
+  while (open.length > 0) await open.pop()!.close()
+})
+
+/** A bus on the test cluster (3 masters), given the URL of one node as a user would. */
 async function clusterBus(prefix = randomPrefix()): Promise<RaptorBus> {
-  const client = new Cluster(SEEDS)
-  await new Promise((r) => client.once('ready', r))
   const bus = await RaptorBus.connect({
-    redis: client as unknown as Redis,
+    redisUrl: inject('clusterUrl'),
     prefix,
     channels: [{name: 'app.**', retention: '1h'}],
   })
   open.push(bus)
   return bus
 }
-afterEach(async () => {
-  while (open.length > 0) {
-    const b = open.pop()!
-    await b.close()
-    ;(b.redis as unknown as Cluster).disconnect()
-  }
-})
 
 const cluster = (bus: RaptorBus) => bus.redis as unknown as Cluster
 
 /** The master that owns a key's slot. */
-function ownerOf(bus: RaptorBus, key: string): Redis {
+async function ownerOf(bus: RaptorBus, key: string): Promise<Redis> {
   const c = cluster(bus)
-  const [nodeKey] = c.slots[calculateSlot(key)]
+  const [nodeKey] = c.slots[(await c.call('CLUSTER', 'KEYSLOT', key)) as number]
   return c.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === nodeKey)!
 }
 
 /** Channels named `<base>.<n>` until one lands on each master. */
-function channelsOnEveryMaster(bus: RaptorBus, base: string): string[] {
+async function channelsOnEveryMaster(bus: RaptorBus, base: string): Promise<string[]> {
   const byNode = new Map<Redis, string>()
   for (let n = 0; byNode.size < cluster(bus).nodes('master').length; n++) {
     const channel = `${base}.c${n}`
-    const node = ownerOf(bus, bus.keys.stream(channel))
+    const node = await ownerOf(bus, bus.keys.stream(channel))
     if (!byNode.has(node)) byNode.set(node, channel)
   }
   return [...byNode.values()]
@@ -58,7 +51,7 @@ describe('live fan-out on a Redis Cluster (sharded pub/sub)', () => {
     await other.subscribe('sys.alert.critical', () => {})
     const name = bus.keys.live('sys.alert.warning')
     expect(name).toBe(`${bus.keys.prefix}:live@0:{sys.alert.warning}`)
-    const owner = ownerOf(bus, bus.keys.stream('sys.alert.warning'))
+    const owner = await ownerOf(bus, bus.keys.stream('sys.alert.warning'))
     expect(await owner.call('PUBSUB', 'SHARDNUMSUB', name)).toEqual([name, 2])
 
     const ids = [
@@ -75,7 +68,7 @@ describe('live fan-out on a Redis Cluster (sharded pub/sub)', () => {
   it('publishes with SPUBLISH: a classic subscriber on another master hears nothing', async () => {
     const bus = await clusterBus()
     const channel = 'sys.alert.warning'
-    const owner = ownerOf(bus, bus.keys.stream(channel))
+    const owner = await ownerOf(bus, bus.keys.stream(channel))
     const elsewhere = cluster(bus)
       .nodes('master')
       .find((n) => n !== owner)!
@@ -98,7 +91,7 @@ describe('live fan-out on a Redis Cluster (sharded pub/sub)', () => {
 
   it('expands a glob to channels on every master and follows a channel created after it started', async () => {
     const bus = await clusterBus()
-    const [a, b, c] = channelsOnEveryMaster(bus, 'app.shard')
+    const [a, b, c] = await channelsOnEveryMaster(bus, 'app.shard')
     const before = [a, b]
     for (const ch of before) await bus.publish({channel: ch, type: 't', payload: {}})
     const got: string[] = []
@@ -115,9 +108,9 @@ describe('live fan-out on a Redis Cluster (sharded pub/sub)', () => {
     expect(sub.patterns).toEqual(['app.shard.*'])
     // Only its own channels: a channel outside the glob is never subscribed.
     await bus.publish({channel: 'app.other.x', type: 't', payload: {}})
-    const owner = ownerOf(bus, bus.keys.stream(c))
+    const owner = await ownerOf(bus, bus.keys.stream(c))
     expect(await owner.call('PUBSUB', 'SHARDNUMSUB', bus.keys.live(c))).toEqual([bus.keys.live(c), 1])
-    const x = ownerOf(bus, bus.keys.stream('app.other.x'))
+    const x = await ownerOf(bus, bus.keys.stream('app.other.x'))
     expect(await x.call('PUBSUB', 'SHARDNUMSUB', bus.keys.live('app.other.x'))).toEqual([
       bus.keys.live('app.other.x'),
       0,
@@ -126,14 +119,14 @@ describe('live fan-out on a Redis Cluster (sharded pub/sub)', () => {
     // Unsubscribing releases every shard channel it held.
     await sub.unsubscribe()
     for (const ch of [a, b, c]) {
-      const node = ownerOf(bus, bus.keys.stream(ch))
+      const node = await ownerOf(bus, bus.keys.stream(ch))
       expect(await node.call('PUBSUB', 'SHARDNUMSUB', bus.keys.live(ch))).toEqual([bus.keys.live(ch), 0])
     }
   })
 
   it('stitches history and live (since) across masters with no gap and no duplicate', async () => {
     const bus = await clusterBus()
-    const channels = channelsOnEveryMaster(bus, 'app.stitch')
+    const channels = await channelsOnEveryMaster(bus, 'app.stitch')
     const early: string[] = []
     for (const ch of channels) early.push(await bus.publish({channel: ch, type: 'early', payload: {}}))
     const got: string[] = []
@@ -146,11 +139,11 @@ describe('live fan-out on a Redis Cluster (sharded pub/sub)', () => {
 
   it('reports a gap after Redis drops the shard subscribers, and resubscribes', async () => {
     const bus = await clusterBus()
-    const [ch] = channelsOnEveryMaster(bus, 'app.gap')
+    const [ch] = await channelsOnEveryMaster(bus, 'app.gap')
     const gaps: LiveGap[] = []
     const got: string[] = []
     await bus.subscribe(ch, (e) => void got.push(e.id), {onGap: (g) => gaps.push(g)})
-    const owner = ownerOf(bus, bus.keys.stream(ch))
+    const owner = await ownerOf(bus, bus.keys.stream(ch))
     await owner.client('KILL', 'TYPE', 'pubsub')
     await waitFor(() => gaps.length >= 1)
     const id = await waitFor(async () => {

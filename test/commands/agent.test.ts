@@ -1,8 +1,10 @@
 import {get} from 'node:http'
 import {fileURLToPath} from 'node:url'
 
+import type {Cluster} from 'ioredis'
 import {afterEach, beforeAll, describe, expect, it} from 'vitest'
 
+import {GUILDS} from '../../src/bus/channels.js'
 import {RaptorBus} from '../../src/bus/index.js'
 import {BIN, randomPrefix, runCli, waitFor} from '../helpers/index.js'
 import {parseExposition, sample} from '../helpers/prometheus.js'
@@ -12,6 +14,7 @@ import {deployments} from '../helpers/deployments.js'
 
 const plugin = (name: string) => fileURLToPath(new URL(`../fixtures/plugins/${name}`, import.meta.url))
 const WORKER = plugin('worker.mjs')
+const GUILDS_PLUGIN = plugin('guilds.mjs')
 const JOBS = 'sys.state.update'
 const DONE = 'sys.alert.warning'
 
@@ -32,12 +35,7 @@ async function bus(prefix: string): Promise<RaptorBus> {
   return b
 }
 
-function startAgent(
-  prefix: string,
-  args: string[],
-  env: Record<string, string> = {},
-  url = redisUrl,
-): Agent {
+function startAgent(prefix: string, args: string[], env: Record<string, string> = {}, url = redisUrl): Agent {
   return spawnChild([BIN, 'agent', '--json', '--redis-url', url, '--prefix', prefix, ...args], env)
 }
 
@@ -161,6 +159,57 @@ describe.each(deployments())('raptor agent on $name', (deployment) => {
     await waitFor(async () => (await doneEvents(b)).length === 1, 15_000, 'redelivery')
     expect((await doneEvents(b))[0].id).toBe(id)
     await waitFor(async () => (await pendingOf(b, 'worker')) === 0, 5000, 'ack')
+  })
+
+  it('reclaims the events of an agent killed -9 holding events of channels on every master', async () => {
+    const prefix = randomPrefix()
+    const b = await bus(prefix)
+    const guilds = GUILDS.map((g) => `sys.guild.${g}.broadcast`)
+    if (deployment.cluster) {
+      // The four guild channels live on all three masters of the test cluster.
+      const cluster = b.redis as unknown as Cluster
+      const slots = await Promise.all(
+        guilds.map((c) => cluster.call('CLUSTER', 'KEYSLOT', b.keys.stream(c)) as Promise<number>),
+      )
+      const owners = new Set(slots.map((slot) => cluster.slots[slot][0]))
+      expect(owners.size).toBe(cluster.nodes('master').length)
+    }
+    const pending = async () =>
+      Promise.all(
+        guilds.map(async (c) =>
+          Number(((await b.redis.xpending(b.keys.stream(c), 'guilds')) as [number])[0]),
+        ),
+      )
+    const doomed = startAgent(
+      prefix,
+      ['--plugin', GUILDS_PLUGIN, '--id', 'doomed', '--reclaim-after', '1s'],
+      {
+        SLOW_MS: '60000',
+      },
+    )
+    await started(doomed)
+    const ids = await Promise.all(guilds.map((channel) => b.publish({channel, type: 'job', payload: {}})))
+    await waitFor(async () => (await pending()).every((n) => n === 1), 10_000, 'every event in flight')
+    doomed.child.kill('SIGKILL')
+    await doomed.exit
+    const rescuer = startAgent(prefix, [
+      '--plugin',
+      GUILDS_PLUGIN,
+      '--id',
+      'rescuer',
+      '--reclaim-after',
+      '1s',
+    ])
+    await started(rescuer)
+    await waitFor(
+      async () => (await doneEvents(b)).length === guilds.length,
+      20_000,
+      'every event redelivered',
+    )
+    const done = await doneEvents(b)
+    expect(done.map((d) => d.id).sort()).toEqual([...ids].sort())
+    expect(done.map((d) => d.channel).sort()).toEqual([...guilds].sort())
+    await waitFor(async () => (await pending()).every((n) => n === 0), 5000, 'every ack')
   })
 
   it('flags an agent that stopped heartbeating as stale', async () => {
