@@ -1,6 +1,6 @@
 import {randomUUID} from 'node:crypto'
 
-import type {Cluster, Redis} from 'ioredis'
+import type {Cluster} from 'ioredis'
 
 import {
   DLQ_REASONS,
@@ -12,6 +12,7 @@ import {
   type ChannelConfig,
   type ChannelSpec,
 } from './channels.js'
+import {anySlotPipeline, dbOf, isCluster, type RedisClient} from './cluster.js'
 import {DEFAULT_MAX_PAYLOAD_BYTES, loadConfig, type RaptorConfig} from './config.js'
 import {
   DEFAULT_REDIS_URL,
@@ -136,7 +137,7 @@ export class RaptorBus {
   private metricsReader?: Promise<MetricsReader>
   private dlqImpl?: Promise<Dlq>
   private live?: Promise<LiveHub>
-  private subConn?: Redis
+  private subConn?: RedisClient
   private replies?: Replies
   private readonly consumers = new Set<Consumer>()
   private closed = false
@@ -149,7 +150,7 @@ export class RaptorBus {
   ) {
     // The database the command connection is on (pub/sub names carry it: pub/sub ignores databases).
     // On a cluster, live names are shard channels under their channel's hash tag.
-    this.keys = new Keys(options.prefix, redis.options.db ?? 0, redis.isCluster)
+    this.keys = new Keys(options.prefix, dbOf(redis), isCluster(redis))
     this.topology = new Topology(options.channels)
     this.history = new History(redis, this.keys, this.topology)
     this.publisher = new Publisher({
@@ -232,6 +233,8 @@ export class RaptorBus {
         ? await adoptConnection(options.redis, merged)
         : await openConnection(merged, `${prefix}:cmd`),
     )
+    // Detected once: the bus's other connections (live, consumers) are of the same kind.
+    merged.cluster = isCluster(redis)
     return new RaptorBus(redis, merged)
   }
 
@@ -284,7 +287,7 @@ export class RaptorBus {
       {knownChannels: () => this.history.knownChannels()},
     )
     // Classic SUBSCRIBE (request replies) works on it too: replies are not per channel.
-    this.subConn = sub as unknown as Redis
+    this.subConn = sub
     return hub
   }
 
@@ -459,7 +462,7 @@ export class RaptorBus {
   async channels(): Promise<ChannelInfo[]> {
     this.ensureOpen()
     const names = await this.history.knownChannels()
-    const pipeline = this.redis.pipeline()
+    const pipeline = anySlotPipeline(this.redis)
     for (const name of names) {
       pipeline.xlen(this.keys.stream(name))
       pipeline.xrevrange(this.keys.stream(name), '+', '-', 'COUNT', 1)

@@ -46,7 +46,7 @@ export async function openReader(ctx: ReaderContext): Promise<EntryReader> {
   if (ctx.commands.isCluster)
     return new BellReader(ctx, await openShardSubscriber(ctx.commands as Cluster, name))
   const conn = await openConnection(ctx.connection, name, {maxRetriesPerRequest: null})
-  return new BlockingReader(ctx, conn, Number(await conn.client('ID')))
+  return new BlockingReader(ctx, conn as Redis, Number(await conn.client('ID')))
 }
 
 /**

@@ -1,6 +1,5 @@
-import type {Redis} from 'ioredis'
-
 import {channelMatcher} from './channels.js'
+import {anySlotPipeline, type RedisClient} from './cluster.js'
 import {formatIssues, isChannelName, parseEnvelope} from './envelope.js'
 import {MalformedEntryError} from './errors.js'
 import type {RaptorEvent} from './envelope.js'
@@ -110,14 +109,14 @@ export class LiveHub {
    * @param commands a command connection, to read the channels' counters after a disconnect
    */
   constructor(
-    private readonly conn: Redis | undefined,
+    private readonly conn: RedisClient | undefined,
     protected readonly keys: Keys,
-    protected readonly commands: Redis,
+    protected readonly commands: RedisClient,
   ) {
     if (conn) this.attach(conn)
   }
 
-  private attach(conn: Redis): void {
+  private attach(conn: RedisClient): void {
     // Redis sends a message once per pattern of this connection that matches its channel (`**` and
     // `sys.alert.*` both match sys.alert.critical), back to back within one PUBLISH. Dispatch it once:
     // the stream id at the head of the message is unique per channel.
@@ -239,11 +238,11 @@ export class LiveHub {
     const channels = (await this.commands.smembers(this.keys.channelRegistry())).filter((c) =>
       entry.matchers.some((m) => m(c)),
     )
-    // One command per channel, all sent at once: on a cluster the counters live on several slots.
-    const counts = await Promise.all(
-      channels.map((c) => this.commands.hget(this.keys.stats(c), 'published').catch(() => null)),
-    )
-    return counts.reduce((n, value) => n + Number(value ?? 0), 0)
+    if (channels.length === 0) return 0
+    const pipeline = anySlotPipeline(this.commands)
+    for (const c of channels) pipeline.hget(this.keys.stats(c), 'published')
+    const results = (await pipeline.exec()) ?? []
+    return results.reduce((n, [error, value]) => n + (error ? 0 : Number(value ?? 0)), 0)
   }
 
   /** After a reconnect: what the subscription may have missed, counted and reported. */

@@ -1,7 +1,7 @@
 import {spawn, type ChildProcess} from 'node:child_process'
 import {fileURLToPath} from 'node:url'
 
-import {afterEach, beforeAll, describe, expect, it} from 'vitest'
+import {afterEach, expect, it} from 'vitest'
 import {z} from 'zod'
 
 import {
@@ -12,18 +12,15 @@ import {
   type RaptorEvent,
 } from '../../src/bus/index.js'
 import {ConsumeScripts, type Source} from '../../src/bus/consumer-scripts.js'
-import {randomPrefix, waitFor} from '../helpers/index.js'
+import {describeTargets, randomPrefix, redisUrl, testBus, waitFor} from '../helpers/index.js'
 import {RedisServer} from '../helpers/redis-server.js'
-import {deployments} from '../helpers/deployments.js'
 
 const CHANNEL = 'sys.state.update'
 const buses: RaptorBus[] = []
 const children: ChildProcess[] = []
-/** The Redis of the suite running now (one server, or the cluster). */
-let redisUrl = ''
 
 async function bus(options = {}) {
-  const b = await RaptorBus.connect({redisUrl, prefix: randomPrefix(), ...options})
+  const b = await testBus(options)
   buses.push(b)
   return b
 }
@@ -80,9 +77,7 @@ async function pending(b: RaptorBus, group: string, channel = CHANNEL): Promise<
   return Number(summary[0])
 }
 
-describe.each(deployments())('bus.consume on $name', (deployment) => {
-  beforeAll(() => void (redisUrl = deployment.url))
-
+describeTargets('bus.consume', (t) => {
   it('processes every event exactly once and acks it', async () => {
     const b = await bus()
     const seen: string[] = []
@@ -99,7 +94,7 @@ describe.each(deployments())('bus.consume on $name', (deployment) => {
 
   it('gives every handler every event, and shares one handler between consumers without duplicates', async () => {
     const b = await bus()
-    const b2 = await RaptorBus.connect({redisUrl, prefix: b.keys.prefix})
+    const b2 = await RaptorBus.connect({redisUrl: redisUrl(), prefix: b.keys.prefix})
     buses.push(b2)
     const audit: string[] = []
     const shared: Record<string, string[]> = {one: [], two: []}
@@ -361,7 +356,7 @@ describe.each(deployments())('bus.consume on $name', (deployment) => {
 
   it('keeps a slow in-flight handler alive: it is never reclaimed by another consumer', async () => {
     const b = await bus()
-    const b2 = await RaptorBus.connect({redisUrl, prefix: b.keys.prefix})
+    const b2 = await RaptorBus.connect({redisUrl: redisUrl(), prefix: b.keys.prefix})
     buses.push(b2)
     const runs: string[] = []
     let release!: () => void
@@ -444,8 +439,8 @@ describe.each(deployments())('bus.consume on $name', (deployment) => {
     expect(entries[0].error).toContain('gave up after 3 attempts')
   })
 
-  // Its own one-node Redis, restarted: the same on both targets (a cluster node's failover is Redis's).
-  it.skipIf(deployment.cluster)('resumes by itself after Redis restarts under it', async () => {
+  // Its own one-node Redis, restarted: the same on both targets.
+  it.skipIf(t.name === 'cluster')('resumes by itself after Redis restarts under it', async () => {
     const server = await RedisServer.start()
     try {
       const b = await RaptorBus.connect({redisUrl: server.url, prefix: randomPrefix()})
@@ -509,7 +504,7 @@ const FIXTURE = fileURLToPath(new URL('../fixtures/crash-consumer.mjs', import.m
 function spawnConsumer(prefix: string, mode: string, reclaimAfterMs: number, maxRetries = 3): ChildProcess {
   const child = spawn(
     process.execPath,
-    [FIXTURE, redisUrl, prefix, mode, String(reclaimAfterMs), String(maxRetries)],
+    [FIXTURE, redisUrl(), prefix, mode, String(reclaimAfterMs), String(maxRetries)],
     {
       stdio: ['ignore', 'pipe', 'inherit'],
     },

@@ -1,8 +1,8 @@
 import type {Cluster, Redis} from 'ioredis'
-import {afterEach, describe, expect, inject, it} from 'vitest'
+import {afterEach, describe, expect, it} from 'vitest'
 
 import {RaptorBus, type LiveGap, type RaptorEvent} from '../../src/bus/index.js'
-import {randomPrefix, waitFor} from '../helpers/index.js'
+import {clusterUrl, randomPrefix, waitFor} from '../helpers/index.js'
 
 const open: RaptorBus[] = []
 afterEach(async () => {
@@ -12,7 +12,7 @@ afterEach(async () => {
 /** A bus on the test cluster (3 masters), given the URL of one node as a user would. */
 async function clusterBus(prefix = randomPrefix()): Promise<RaptorBus> {
   const bus = await RaptorBus.connect({
-    redisUrl: inject('clusterUrl'),
+    redisUrl: clusterUrl(),
     prefix,
     channels: [{name: 'app.**', retention: '1h'}],
   })

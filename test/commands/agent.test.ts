@@ -2,15 +2,14 @@ import {get} from 'node:http'
 import {fileURLToPath} from 'node:url'
 
 import type {Cluster} from 'ioredis'
-import {afterEach, beforeAll, describe, expect, it} from 'vitest'
+import {afterEach, describe, expect, it} from 'vitest'
 
 import {GUILDS} from '../../src/bus/channels.js'
 import {RaptorBus} from '../../src/bus/index.js'
-import {BIN, randomPrefix, runCli, waitFor} from '../helpers/index.js'
+import {BIN, describeTargets, randomPrefix, redisUrl, runCli, waitFor} from '../helpers/index.js'
 import {parseExposition, sample} from '../helpers/prometheus.js'
 import {RedisServer, freePort} from '../helpers/redis-server.js'
 import {childProcesses, type NdjsonChild} from '../helpers/child.js'
-import {deployments} from '../helpers/deployments.js'
 
 const plugin = (name: string) => fileURLToPath(new URL(`../fixtures/plugins/${name}`, import.meta.url))
 const WORKER = plugin('worker.mjs')
@@ -22,20 +21,23 @@ type Agent = NdjsonChild
 
 const spawnChild = childProcesses()
 const buses: RaptorBus[] = []
-/** The Redis of the suite running now (one server, or the cluster). */
-let redisUrl = ''
 
 afterEach(async () => {
   while (buses.length > 0) await buses.pop()!.close()
 })
 
 async function bus(prefix: string): Promise<RaptorBus> {
-  const b = await RaptorBus.connect({redisUrl, prefix})
+  const b = await RaptorBus.connect({redisUrl: redisUrl(), prefix})
   buses.push(b)
   return b
 }
 
-function startAgent(prefix: string, args: string[], env: Record<string, string> = {}, url = redisUrl): Agent {
+function startAgent(
+  prefix: string,
+  args: string[],
+  env: Record<string, string> = {},
+  url = redisUrl(),
+): Agent {
   return spawnChild([BIN, 'agent', '--json', '--redis-url', url, '--prefix', prefix, ...args], env)
 }
 
@@ -53,9 +55,7 @@ async function pendingOf(b: RaptorBus, group: string): Promise<number> {
   return Number(summary[0])
 }
 
-describe.each(deployments())('raptor agent on $name', (deployment) => {
-  beforeAll(() => void (redisUrl = deployment.url))
-
+describeTargets('raptor agent', (t) => {
   it('processes every event once, logs NDJSON, heartbeats, and drains on SIGTERM with exit 0', async () => {
     const prefix = randomPrefix()
     const b = await bus(prefix)
@@ -114,34 +114,37 @@ describe.each(deployments())('raptor agent on $name', (deployment) => {
     expect(await pendingOf(b, 'worker')).toBe(1)
   })
 
-  // Its own one-node Redis, restarted: the same on both deployments.
-  it.skipIf(deployment.cluster)('reconnects and resumes by itself when Redis restarts under it', async () => {
-    const server = await RedisServer.start()
-    try {
-      const prefix = randomPrefix()
-      const agent = startAgent(prefix, ['--plugin', WORKER], {}, server.url)
-      await started(agent)
-      await server.restart()
-      const b = await RaptorBus.connect({redisUrl: server.url, prefix})
+  // Its own one-node Redis, restarted: the same on both targets.
+  it.skipIf(t.name === 'cluster')(
+    'reconnects and resumes by itself when Redis restarts under it',
+    async () => {
+      const server = await RedisServer.start()
       try {
-        // Jobs published after the restart are handled without anyone touching the agent.
-        await waitFor(
-          async () => {
-            await b.publish({channel: JOBS, type: 'job', payload: {n: 1}})
-            return (await doneEvents(b)).length > 0
-          },
-          20_000,
-          'a job handled after the restart',
-        )
+        const prefix = randomPrefix()
+        const agent = startAgent(prefix, ['--plugin', WORKER], {}, server.url)
+        await started(agent)
+        await server.restart()
+        const b = await RaptorBus.connect({redisUrl: server.url, prefix})
+        try {
+          // Jobs published after the restart are handled without anyone touching the agent.
+          await waitFor(
+            async () => {
+              await b.publish({channel: JOBS, type: 'job', payload: {n: 1}})
+              return (await doneEvents(b)).length > 0
+            },
+            20_000,
+            'a job handled after the restart',
+          )
+        } finally {
+          await b.close()
+        }
+        agent.child.kill('SIGTERM')
+        expect(await agent.exit).toBe(0)
       } finally {
-        await b.close()
+        await server.stop()
       }
-      agent.child.kill('SIGTERM')
-      expect(await agent.exit).toBe(0)
-    } finally {
-      await server.stop()
-    }
-  })
+    },
+  )
 
   it('completes an event on another agent when the first is killed -9 mid-handler', async () => {
     const prefix = randomPrefix()
@@ -165,9 +168,9 @@ describe.each(deployments())('raptor agent on $name', (deployment) => {
     const prefix = randomPrefix()
     const b = await bus(prefix)
     const guilds = GUILDS.map((g) => `sys.guild.${g}.broadcast`)
-    if (deployment.cluster) {
+    if (t.name === 'cluster') {
       // The four guild channels live on all three masters of the test cluster.
-      const cluster = b.redis as unknown as Cluster
+      const cluster = b.redis as Cluster
       const slots = await Promise.all(
         guilds.map((c) => cluster.call('CLUSTER', 'KEYSLOT', b.keys.stream(c)) as Promise<number>),
       )
@@ -287,14 +290,14 @@ describe.each(deployments())('raptor agent on $name', (deployment) => {
   })
 
   it('refuses an invalid plugin with exit 2 naming the plugin and the field', async () => {
-    const bad = await runCli(['agent', '--plugin', plugin('invalid.mjs'), '--redis-url', redisUrl])
+    const bad = await runCli(['agent', '--plugin', plugin('invalid.mjs'), '--redis-url', redisUrl()])
     expect(bad.code).toBe(2)
     expect(bad.stderr).toContain('invalid.mjs')
     expect(bad.stderr).toContain('name')
-    const none = await runCli(['agent', '--plugin', plugin('no-default.mjs'), '--redis-url', redisUrl])
+    const none = await runCli(['agent', '--plugin', plugin('no-default.mjs'), '--redis-url', redisUrl()])
     expect(none.code).toBe(2)
     expect(none.stderr).toContain('no default export')
-    const missing = await runCli(['agent', '--plugin', 'nope.mjs', '--redis-url', redisUrl])
+    const missing = await runCli(['agent', '--plugin', 'nope.mjs', '--redis-url', redisUrl()])
     expect(missing.code).toBe(2)
     expect(missing.stderr).toContain('plugin file not found: nope.mjs')
   })
