@@ -20,7 +20,7 @@ import {
 } from './durable.js'
 import {fmt, machine, markdownTable, median, progress, ratio, settings} from './lib.js'
 import {runLive, type LiveResult} from './live.js'
-import {SSE_PAYLOAD_BYTES, runSse, type SseResult} from './sse.js'
+import {renderSse, runSse, type SseResult} from './sse.js'
 import {runThroughput, type ThroughputResult} from './throughput.js'
 
 const s = settings()
@@ -251,45 +251,7 @@ function render(
     )
   }
 
-  if (sse.length > 0) {
-    const tail = sse.find((r) => r.key === 'tail')
-    const tailP50 = tail ? median(tail.runs.map((x) => x.p50)) : undefined
-    out.push(
-      '',
-      `## SSE fan-out (1,000 events/s for ${s.liveMs / 1000} s, ${SSE_PAYLOAD_BYTES}-byte payloads; clients in their own process; ms from the send timestamp in the payload)`,
-      '',
-      markdownTable(
-        [
-          'case',
-          'p50 ms',
-          'p99 ms',
-          'max ms',
-          'p50 × tail',
-          'peak RSS MB (server)',
-          'received (all runs)',
-          'clients dropped (all runs)',
-        ],
-        sse.map((r) => {
-          const p50 = median(r.runs.map((x) => x.p50))
-          return [
-            r.label,
-            fmt(p50, 3),
-            fmt(median(r.runs.map((x) => x.p99)), 3),
-            fmt(median(r.runs.map((x) => x.max)), 3),
-            ratio(p50, tailP50),
-            fmt(median(r.runs.map((x) => x.rssMb)), 1),
-            `${fmt(r.runs.reduce((n, x) => n + x.received, 0))} of ${fmt(r.runs.reduce((n, x) => n + x.expected, 0))}`,
-            String(r.runs.reduce((n, x) => n + x.dropped, 0)),
-          ]
-        }),
-      ),
-      '',
-      'Latency is timed on every event of the first 100 clients (the others count theirs). The RSS of the ' +
-        '`raptor tail` row is the tail process; of the SSE rows, the `raptor serve` process. Clients dropped ' +
-        'are counted by the server (`raptor_gateway_clients_dropped_total`): a client that falls more than ' +
-        '`--client-buffer` behind is cut off, so "received" is then below the events sent.',
-    )
-  }
+  if (sse.length > 0) out.push(...renderSse(sse, s))
 
   if (targets.length > 0)
     out.push('', '## Targets', '', markdownTable(['target', 'limit', 'measured', ''], targets))

@@ -1,5 +1,7 @@
 import type {AgentLog} from '../agent/log.js'
 import type {RaptorBus} from '../bus/bus.js'
+import type {Fanout} from './fanout.js'
+import type {FlushScheduler} from './flush.js'
 import type {GatewayStats} from './stats.js'
 
 /** Limits of the gateway (flags of `raptor serve`). */
@@ -33,6 +35,10 @@ export interface GatewayContext {
   stats: GatewayStats
   log: AgentLog
   limits: GatewayLimits
+  /** Fan-out groups of the live streams. */
+  fanout: Fanout
+  /** Batches the live clients' writes. */
+  flusher: FlushScheduler
   /** Aborted when the gateway shuts down: live streams end. */
   shutdown: AbortSignal
 }

@@ -11,11 +11,14 @@ import Fastify, {type FastifyInstance} from 'fastify'
 
 import type {AgentLog} from '../agent/log.js'
 import type {RaptorBus} from '../bus/bus.js'
+import type {ConnectionChange} from '../bus/connection.js'
 import {InvalidInputError} from '../bus/errors.js'
 import {MIN_TOKEN_LENGTH, authHook, loginHandler} from './auth.js'
 import {BATCH, STRUCTURED, parseJsonExact} from './cloudevents.js'
 import {DEFAULT_LIMITS, type GatewayContext, type GatewayLimits} from './context.js'
 import {makeErrorHandler} from './errors.js'
+import {Fanout} from './fanout.js'
+import {FlushScheduler} from './flush.js'
 import {dlqRoutes} from './routes/dlq.js'
 import {eventRoutes} from './routes/events.js'
 import {opsRoutes} from './routes/ops.js'
@@ -47,6 +50,12 @@ export interface Gateway {
   /** `http://host:port` it listens on. */
   url: string
   stats: GatewayStats
+  /**
+   * Pass the bus's `onConnectionChange` here: live streams stop at once when Redis is lost and
+   * resume from history when it is back (without it they resume on the subscription's gap report,
+   * a round trip after the reconnect: events of that moment may then be counted as missed instead).
+   */
+  connectionChanged(change: ConnectionChange): void
   /** Ends every live stream, stops listening. The bus stays open (it is the caller's). */
   close(): Promise<void>
 }
@@ -87,12 +96,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   // Every live stream listens for the shutdown: thousands of listeners are expected, not a leak.
   setMaxListeners(0, shutdown.signal)
   const stats = new GatewayStats()
+  const flusher = new FlushScheduler(() => stats.openStreams)
   const ctx: GatewayContext = {
     bus: options.bus,
     stats,
     log: options.log,
     limits: {...DEFAULT_LIMITS, ...options.limits},
     shutdown: shutdown.signal,
+    fanout: new Fanout(options.bus, flusher, (message) => options.log.write('warn', message)),
+    flusher,
   }
   const app = Fastify({
     logger: false,
@@ -198,9 +210,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     app,
     url: `http://${shown}:${port}`,
     stats,
+    connectionChanged: (change) => ctx.fanout.connectionChanged(change),
     async close() {
       shutdown.abort()
       await app.close()
+      await ctx.fanout.close()
     },
   }
 }
