@@ -13,7 +13,19 @@ import {RaptorBus} from '../src/bus/index.js'
 import {nowMicros} from '../src/cli/histogram.js'
 import {freePort} from '../test/helpers/redis-server.js'
 import type {ClientsReport, ClientsStart} from './sse-clients.js'
-import {fmt, markdownTable, median, payloadMaker, progress, ratio, sleep, type Settings} from './lib.js'
+import type {BenchRow} from './harness.js'
+import {
+  fmt,
+  fmtStat,
+  markdownTable,
+  median,
+  payloadMaker,
+  progress,
+  ratio,
+  sleep,
+  stat,
+  type Settings,
+} from './lib.js'
 
 /** Payload of the fan-out rows: small, so that the rows measure fan-out rather than bandwidth. */
 export const SSE_PAYLOAD_BYTES = 100
@@ -228,18 +240,24 @@ export async function runSse(url: string, s: Settings): Promise<SseResult[]> {
   return cases
 }
 
-/** The SSE section of bench/RESULTS.md. */
-export function renderSse(sse: SseResult[], s: Settings): string[] {
+/** The SSE fan-out row of `npm run bench` (registered in bench/run.ts). */
+export const sseRow: BenchRow = {
+  name: 'sse',
+  title: 'SSE fan-out',
+  async run({url, s}) {
+    return {markdown: renderSse(await runSse(url, s), s).join('\n')}
+  },
+}
+
+/** The SSE row's Markdown: medians of the rounds with their ranges. */
+function renderSse(sse: SseResult[], s: Settings): string[] {
   const tail = sse.find((r) => r.key === 'tail')
   const tailP50 = tail ? median(tail.runs.map((x) => x.p50)) : undefined
-  const med = (r: SseResult, f: (x: SseRun) => number | undefined) => {
-    const xs = r.runs.map(f).filter((x): x is number => x !== undefined)
-    return xs.length > 0 ? median(xs) : undefined
-  }
+  const st = (r: SseResult, pick: (x: SseRun) => number | undefined, digits = 0) =>
+    fmtStat(stat(r.runs.map(pick).filter((x): x is number => x !== undefined)), digits)
   const sum = (r: SseResult, f: (x: SseRun) => number) => r.runs.reduce((n, x) => n + f(x), 0)
   return [
-    '',
-    `## SSE fan-out (1,000 events/s for ${s.liveMs / 1000} s, ${SSE_PAYLOAD_BYTES}-byte payloads; clients in their own process; ms from the send timestamp in the payload)`,
+    `1,000 events/s for ${s.liveMs / 1000} s a round, ${SSE_PAYLOAD_BYTES}-byte payloads; clients in their own process; ms from the send timestamp in the payload.`,
     '',
     markdownTable(
       [
@@ -251,39 +269,23 @@ export function renderSse(sse: SseResult[], s: Settings): string[] {
         'RSS MB after',
         'CPU % server',
         'CPU % clients',
-        'received / expected (all runs)',
+        'received / expected (all rounds)',
         'clients dropped',
         'clients incomplete',
       ],
-      sse.map((r) => {
-        const p50 = med(r, (x) => x.p50)!
-        const after = med(r, (x) => x.rssAfterMb)
-        return [
-          r.label,
-          fmt(p50, 3),
-          fmt(
-            med(r, (x) => x.p99)!,
-            3,
-          ),
-          r.key === 'tail' ? '1' : ratio(p50, tailP50),
-          fmt(
-            med(r, (x) => x.rssMb)!,
-            1,
-          ),
-          after === undefined ? '–' : fmt(after, 1),
-          fmt(
-            med(r, (x) => x.serverCpu)!,
-            0,
-          ),
-          fmt(
-            med(r, (x) => x.clientCpu)!,
-            0,
-          ),
-          `${fmt(sum(r, (x) => x.received))} / ${fmt(sum(r, (x) => x.expected))}`,
-          String(sum(r, (x) => x.dropped)),
-          String(sum(r, (x) => x.incomplete)),
-        ]
-      }),
+      sse.map((r) => [
+        r.label,
+        st(r, (x) => x.p50, 1),
+        st(r, (x) => x.p99, 1),
+        r.key === 'tail' ? '1' : ratio(median(r.runs.map((x) => x.p50)), tailP50),
+        st(r, (x) => x.rssMb),
+        r.key === 'tail' ? '–' : st(r, (x) => x.rssAfterMb),
+        st(r, (x) => x.serverCpu),
+        st(r, (x) => x.clientCpu),
+        `${fmt(sum(r, (x) => x.received))} / ${fmt(sum(r, (x) => x.expected))}`,
+        String(sum(r, (x) => x.dropped)),
+        String(sum(r, (x) => x.incomplete)),
+      ]),
     ),
     '',
     'Latency is timed on every event of the first 100 clients (the others count theirs). "Peak RSS" is of ' +

@@ -22,6 +22,7 @@ import {
   type ConnectionOptions,
 } from './connection.js'
 import {ClosedError, InvalidInputError, type MalformedEntryError} from './errors.js'
+import {mergeTls} from './tls.js'
 import {
   payloadSchemas,
   type CloudEventInput,
@@ -220,6 +221,7 @@ export class RaptorBus {
       schemas: payloadSchemas(fileConfig.schemas, options.schemas),
       maxPayloadBytes: options.maxPayloadBytes ?? fileConfig.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
       source: options.source ?? 'raptorbus',
+      tls: mergeTls(options.tls, fileConfig.tls),
     }
     // Build the topology before connecting so that a bad config fails without touching Redis.
     new Topology(merged.channels)
@@ -252,8 +254,9 @@ export class RaptorBus {
 
   /**
    * Publishes many events (each a {@link PublishInput} or a whole CloudEvent) in one pipelined round
-   * trip. All are checked first: when one is invalid (or addressed to an unknown channel), nothing
-   * is written.
+   * trip. All are checked first: when one is invalid, nothing is written; events addressed to an
+   * unknown channel are parked in DLQ routing_error (SPEC §2) and nothing else is written.
+   * @throws RoutingError (for the first unknown channel; every such event was parked)
    */
   async publishMany(inputs: readonly PublishItem[]): Promise<string[]> {
     this.ensureOpen()
