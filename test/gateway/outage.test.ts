@@ -82,9 +82,12 @@ describe('a Redis outage under live clients', () => {
     for (; seq < 10; seq++) await before.publish({channel: 'sys.state.update', type: 'seq', payload: {seq}})
     await waitFor(() => sseSeqs(sseC).length === 10 && wsC.seqs().length === 10, 10_000, 'the first events')
 
-    // Redis restarts (losing its data); events are published from the moment it is back, before the
-    // gateway's subscriber has reconnected, and after.
-    await s.restart()
+    // Redis restarts (losing its data) after 1.6 s down: the gateway's reconnection attempts back off
+    // (0.1, 0.3, 0.7, 1.5, then 3.1 s after the loss), so events are published from the moment it is
+    // back, before the gateway's subscriber has reconnected, and after.
+    await s.stop(true)
+    await new Promise((r) => setTimeout(r, 1600))
+    await s.start()
     const after = await connect(s, prefix)
     const started = Date.now()
     while (Date.now() - started < 500 || !cli.stderr.includes('redis: reconnected')) {
