@@ -49,6 +49,11 @@ Logs go to stderr (NDJSON on stdout with --json). SIGTERM/SIGINT end the live st
       min: 64 * 1024,
       helpGroup: 'TUNING',
     }),
+    'access-log': Flags.boolean({
+      summary: 'Log one line per request: method, path, status, ms (live streams when they end).',
+      description: 'Never the query string (it may hold access_token), headers or cookies. Off by default.',
+      default: false,
+    }),
     'max-streams': Flags.integer({
       summary: 'Live connections (SSE + WebSocket) at once; more get 503.',
       default: 10_000,
@@ -85,6 +90,7 @@ Logs go to stderr (NDJSON on stdout with --json). SIGTERM/SIGINT end the live st
       token,
       corsOrigins: flags['cors-origin'],
       limits: {clientBufferBytes: flags['client-buffer'], maxStreams: flags['max-streams']},
+      accessLog: flags['access-log'],
       log,
     })
     started.gateway = gateway

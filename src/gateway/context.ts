@@ -1,3 +1,5 @@
+import type {FastifyRequest} from 'fastify'
+
 import type {AgentLog} from '../agent/log.js'
 import type {RaptorBus} from '../bus/bus.js'
 import type {Fanout} from './fanout.js'
@@ -39,6 +41,8 @@ export interface GatewayContext {
   fanout: Fanout
   /** Batches the live clients' writes. */
   flusher: FlushScheduler
+  /** Writes the access-log line of a request (when the access log is on). */
+  access?: (request: FastifyRequest, status: number, ms: number) => void
   /** Aborted when the gateway shuts down: live streams end. */
   shutdown: AbortSignal
 }

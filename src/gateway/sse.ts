@@ -53,9 +53,11 @@ export async function serveSse(
   res.flushHeaders()
   ctx.stats.opened('sse')
 
+  const opened = performance.now()
   const end = (why?: {reason: string; kind: 'slow_consumer' | 'unresponsive'}) => {
     if (ended) return
     ended = true
+    ctx.access?.(request, 200, performance.now() - opened)
     abort.abort(new Error(why?.reason ?? 'client went away'))
     clearInterval(keepAlive)
     ctx.shutdown.removeEventListener('abort', onShutdown)

@@ -87,6 +87,7 @@ export function serveWebSocket(
     return
   }
   ctx.stats.opened('ws')
+  const opened = performance.now()
 
   const reply = (message: Record<string, unknown>) => {
     if (!closed) socket.send(JSON.stringify(message))
@@ -99,6 +100,7 @@ export function serveWebSocket(
   const finish = () => {
     if (closed) return
     closed = true
+    ctx.access?.(request, 101, performance.now() - opened)
     clearInterval(pinger)
     ctx.shutdown.removeEventListener('abort', onShutdown)
     ctx.stats.closed('ws')
