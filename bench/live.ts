@@ -16,6 +16,8 @@ import type {SubReport, SubStart} from './live-sub.js'
 import {rawPublisher, raptorPublisher} from './publishers.js'
 
 export interface LiveRun {
+  /** Events per second the publisher reached (below the target rate when it could not keep up). */
+  rate: number
   sent: number
   received: number
   p50: number
@@ -91,11 +93,14 @@ export async function liveRun(
         ? () => plain.publish(subChannel, rawEnvelope(channel, 'bench', payload()))
         : script!.one
     const before = await serverUsage(admin)
+    const started = performance.now()
     const sent = await publishAtRate(opts.rate, opts.ms, send)
+    const seconds = (performance.now() - started) / 1000
     child.send({stop: sent * opts.subscribers})
     const report = (await next()) as SubReport
     const after = await serverUsage(admin)
     return {
+      rate: sent / seconds,
       sent: sent * opts.subscribers,
       received: report.received,
       p50: report.latency.p50,
@@ -155,6 +160,7 @@ export const liveRow: BenchRow = {
       const lost = r.rounds.reduce((n, x) => n + x.sent - x.received, 0)
       return [
         r.label,
+        fmtStat(over(r, (x) => x.rate)),
         fmtStat(
           over(r, (x) => x.p50),
           3,
@@ -189,6 +195,7 @@ export const liveRow: BenchRow = {
         markdownTable(
           [
             'case',
+            'sent/s',
             'p50 ms',
             'p99 ms',
             'p50 × raw',
