@@ -244,7 +244,7 @@ export const fanoutRow: BenchRow = {
   async run({url, admin, s}) {
     const counts = [1, 10, 50]
     const rate = 2000
-    const ms = s.quick ? 1500 : 3000
+    const ms = s.quick ? 1500 : 2000
     const cases: Case<LiveRun>[] = counts.flatMap((n) => [
       {
         key: `raw${n}`,
