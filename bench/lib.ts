@@ -1,6 +1,8 @@
 import {execFileSync} from 'node:child_process'
 import {randomBytes, randomUUID} from 'node:crypto'
+import {existsSync} from 'node:fs'
 import {cpus} from 'node:os'
+import {join, resolve} from 'node:path'
 
 /**
  * Settings of one suite run, from flags (`--quick`, `--rounds N` (or `--runs N`), `--only a,b`,
@@ -22,6 +24,11 @@ export interface Settings {
   only: string[]
   /** Default payload size, bytes of JSON. */
   payloadBytes: number
+  /**
+   * Another raptor checkout with a built dist/ (`--vs DIR`): its bus runs as one more case beside
+   * this tree's in the publish, consume and live rows (A/B of two builds in the same run).
+   */
+  vs?: string
 }
 
 export function settings(argv = process.argv.slice(2)): Settings {
@@ -46,7 +53,13 @@ export function settings(argv = process.argv.slice(2)): Settings {
     throw new Error('--events takes a multiple of 1000, e.g. --events 20000')
   if (!Number.isInteger(liveMs) || liveMs < 500)
     throw new Error('--live-ms takes whole ms ≥ 500, e.g. --live-ms 5000')
+  const vs = flag('vs') ?? process.env.BENCH_VS
+  if (vs !== undefined && !existsSync(join(resolve(vs), 'dist/bus/index.js')))
+    throw new Error(
+      `--vs takes a raptor checkout with a built dist/ (npm run build there): no ${join(resolve(vs), 'dist/bus/index.js')}`,
+    )
   return {
+    vs: vs === undefined ? undefined : resolve(vs),
     quick,
     runs,
     events,

@@ -59,6 +59,7 @@ export async function liveRun(
   url: string,
   admin: Redis,
   opts: {
+    vs?: string
     mode: 'raptor' | 'raw'
     plain?: boolean
     rate: number
@@ -70,7 +71,7 @@ export async function liveRun(
   const channel = `bench.live${tag()}`
   const raptor =
     opts.mode === 'raptor'
-      ? await raptorPublisher(url, {payloadBytes: opts.payloadBytes, channels: [channel]})
+      ? await raptorPublisher(url, {payloadBytes: opts.payloadBytes, channels: [channel], vs: opts.vs})
       : undefined
   const prefix = raptor?.bus.keys.prefix ?? 'raw'
   const child = fork(fileURLToPath(new URL('./live-sub.js', import.meta.url)), {stdio: 'inherit'})
@@ -83,7 +84,14 @@ export async function liveRun(
   try {
     const subChannel =
       opts.mode === 'raptor' ? channel : opts.plain ? `raw:plain:${channel}` : `raw:live:${channel}`
-    const start: SubStart = {mode: opts.mode, url, prefix, channel: subChannel, n: opts.subscribers}
+    const start: SubStart = {
+      mode: opts.mode,
+      url,
+      prefix,
+      channel: subChannel,
+      n: opts.subscribers,
+      vs: opts.vs,
+    }
     child.send(start)
     await next()
     const payload = payloadMaker(opts.payloadBytes, nowMicros)
@@ -153,10 +161,27 @@ export const liveRow: BenchRow = {
             payloadBytes: s.payloadBytes,
           }),
       },
+      ...(s.vs
+        ? [
+            {
+              key: `raptorVs${rate}`,
+              label: `${fmt(rate)}/s raptor of ${s.vs}`,
+              run: () =>
+                liveRun(url, admin, {
+                  mode: 'raptor',
+                  vs: s.vs,
+                  rate,
+                  ms: s.liveMs,
+                  subscribers: 1,
+                  payloadBytes: s.payloadBytes,
+                }),
+            },
+          ]
+        : []),
     ])
     const res = await interleave(cases, s.runs, {between: () => flush(admin), describe: describeLive})
     const rows = [...res.values()].map((r) => {
-      const raw = res.get(r.key.replace('raptor', 'raw'))
+      const raw = res.get(r.key.replace(/^raptor(Vs)?/, 'raw'))
       const lost = r.rounds.reduce((n, x) => n + x.sent - x.received, 0)
       return [
         r.label,
