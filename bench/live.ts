@@ -213,9 +213,20 @@ export const liveRow: BenchRow = {
       (n, r) => n + r.rounds.reduce((k, x) => k + x.sent - x.received, 0),
       0,
     )
+    const behind = [...res.values()].filter((r) => {
+      const target = Number(/\d+$/.exec(r.key)?.[0])
+      return over(r, (x) => x.rate).median < 0.9 * target
+    })
     return {
       markdown: [
         `Fixed rate for ${s.liveMs / 1000} s a round; the subscriber in its own process; ms from the send timestamp in the payload to the handler.`,
+        ...(behind.length > 0
+          ? [
+              '',
+              `**The publisher fell behind the rate** in ${behind.map((r) => `"${r.label}"`).join(', ')} (see sent/s): ` +
+                'events waited in the publisher, so that latency measures the backlog, not delivery; the machine was too busy for this rate.',
+            ]
+          : []),
         '',
         markdownTable(
           [
