@@ -1,14 +1,15 @@
-import {isIP, connect as netConnect} from 'node:net'
-import {connect as tlsConnect, type ConnectionOptions as TlsOptions} from 'node:tls'
 import {formatWithOptions} from 'node:util'
 
 import createDebug from 'debug'
-import {Redis, type RedisOptions} from 'ioredis'
+import {Cluster, Redis, type ClusterOptions, type RedisOptions} from 'ioredis'
 
-import {ConnectionError, InvalidInputError} from './errors.js'
+import {isCluster, type RedisClient} from './cluster.js'
+import {ConnectionError, InvalidInputError, RaptorError} from './errors.js'
+import {tlsDiagnosis, tlsFor, type TlsOptions} from './tls.js'
 import {parseRedisUrl, redactText, redactUrl, secretsOf, type RedisUrl} from './url.js'
 
 export {redactUrl} from './url.js'
+export type {RedisClient} from './cluster.js'
 
 /** Default Redis URL. */
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379/0'
@@ -30,7 +31,8 @@ export interface ConnectionOptions {
   /**
    * `redis://[[user]:password@]host[:port][/db]`, or `rediss://` for TLS. A password may hold `/`
    * unencoded; `?password=` works too. A malformed URL, an unsupported scheme or a database the
-   * server lacks is an `InvalidInputError` before anything is sent.
+   * server lacks is an `InvalidInputError` before anything is sent. For a Redis Cluster, the URL of
+   * any node is enough (cluster mode is detected), or several seeds: `redis://n1:7000,n2:7001`.
    * @defaultValue `redis://127.0.0.1:6379/0`
    */
   redisUrl?: string
@@ -39,7 +41,12 @@ export interface ConnectionOptions {
    * on it and makes the other connections it needs (live subscriber, blocking reads) with
    * `duplicate()`. It must not have a `keyPrefix` (use the bus's `prefix`). `close()` leaves it open.
    */
-  redis?: Redis
+  redis?: RedisClient
+  /**
+   * Redis Cluster: `true` uses a cluster client, `false` a single-server one; unset, it is detected
+   * (a URL with several hosts is a cluster; one host is asked `INFO cluster`).
+   */
+  cluster?: boolean
   /** How long the first connection may take before `connect` fails. @defaultValue 3000 */
   connectTimeoutMs?: number
   /**
@@ -54,10 +61,12 @@ export interface ConnectionOptions {
    */
   reconnect?: boolean
   /**
-   * TLS options for a `rediss://` URL (CA, client certificate and key, server name), e.g. from a
-   * context; `rediss://` alone uses the system CAs. Ignored for `redis://`.
+   * TLS options for a `rediss://` URL: `ca` (PEM) to trust instead of the system CAs, a client
+   * `cert` and `key` (PEM) for servers that require one (mutual TLS), and the `servername` to check
+   * the certificate against when it is not the host. `rediss://` alone uses the system CAs. Given
+   * with a plain `redis://` URL, they are an `InvalidInputError` (never a silent plain connection).
    */
-  tls?: Pick<TlsOptions, 'ca' | 'cert' | 'key' | 'servername'>
+  tls?: TlsOptions
   /**
    * Told when the link to Redis is lost and when it is back (long-lived connections only; a one-shot
    * connection fails instead). A bus folds all its connections into one link: `lost` when the first
@@ -86,7 +95,7 @@ export function guardDebugOutput(secrets: Iterable<string>): void {
 }
 
 /** Connections being closed on purpose: their `close` is not a loss. */
-const closing = new WeakSet<Redis>()
+const closing = new WeakSet<RedisClient>()
 
 function describe(error: unknown, secrets: string[]): string {
   const e = error as NodeJS.ErrnoException
@@ -95,65 +104,6 @@ function describe(error: unknown, secrets: string[]): string {
       ? `${e.code}: ${e.message}`
       : (e?.message ?? e?.code ?? String(error))
   return redactText(text, secrets)
-}
-
-/** Errors of a TLS handshake (as opposed to a refused or unreachable port). */
-const TLS_ERROR =
-  /SSL|TLS|certificate|CERT_|self.signed|secure TLS connection|wrong version number|handshake/i
-const CERT_ERROR = /CERT|certificate|self.signed|UNABLE_TO_VERIFY|altname/i
-
-/** True when something at host:port answers a plain RESP PING (a plain-text Redis). */
-function speaksPlainRedis(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = netConnect({host, port})
-    const done = (result: boolean) => {
-      socket.destroy()
-      resolve(result)
-    }
-    socket.setTimeout(timeoutMs, () => done(false))
-    socket.once('error', () => done(false))
-    socket.once('connect', () => socket.write('PING\r\n'))
-    socket.once('data', (data) => done(data[0] === 0x2b /* + */ || data[0] === 0x2d /* - */))
-  })
-}
-
-/** True when host:port completes a TLS handshake (certificate not checked: only the protocol). */
-function speaksTls(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = tlsConnect({
-      host,
-      port,
-      rejectUnauthorized: false,
-      ...(isIP(host) ? {} : {servername: host}),
-    })
-    const done = (result: boolean) => {
-      socket.destroy()
-      resolve(result)
-    }
-    socket.setTimeout(timeoutMs, () => done(false))
-    socket.once('error', () => done(false))
-    socket.once('secureConnect', () => done(true))
-  })
-}
-
-/** Names a TLS mismatch (rediss:// to a plain port, redis:// to a TLS port), when that is what failed. */
-async function tlsDiagnosis(url: RedisUrl, error: unknown): Promise<string | undefined> {
-  const code = (error as NodeJS.ErrnoException)?.code ?? ''
-  if (/ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH/.test(code)) return undefined
-  const {host, port} = url.endpoints[0]
-  const text = `${code} ${(error as Error)?.message ?? ''}`
-  if (url.tls) {
-    if (await speaksPlainRedis(host, port))
-      return `TLS handshake with ${host}:${port} failed: the server there speaks plain Redis, not TLS; use redis:// instead of rediss://`
-    if (CERT_ERROR.test(text))
-      return `TLS handshake with ${host}:${port} failed: the server's certificate is not trusted (${describe(error, [])}); trust its CA with NODE_EXTRA_CA_CERTS=ca.pem`
-    if (TLS_ERROR.test(text))
-      return `TLS handshake with ${host}:${port} failed (${describe(error, [])}): check that the port serves TLS`
-    return undefined
-  }
-  if (await speaksTls(host, port))
-    return `the server at ${host}:${port} expects TLS: use rediss:// instead of redis://`
-  return undefined
 }
 
 /** Wraps a failure to reach Redis in a ConnectionError with a hint of what to do. */
@@ -173,16 +123,16 @@ export function connectionError(url: string, error: unknown, diagnosis?: string)
 }
 
 /** ioredis options for a parsed URL (the URL itself never reaches ioredis, so its errors hold no password). */
-function redisOptions(url: RedisUrl): RedisOptions {
+function redisOptions(url: RedisUrl, tlsOptions: TlsOptions | undefined): RedisOptions {
   const {host, port} = url.endpoints[0]
+  const tls = tlsFor(url, tlsOptions)
   return {
     host,
     port,
     username: url.username,
     password: url.password,
     ...(url.family ? {family: url.family} : {}),
-    // SNI takes a host name only (an IP address there is deprecated).
-    ...(url.tls ? {tls: isIP(host) ? {} : {servername: host}} : {}),
+    ...(tls ? {tls} : {}),
   }
 }
 
@@ -208,7 +158,7 @@ async function selectDb(redis: Redis, url: RedisUrl): Promise<void> {
 let connectionIds = 0
 
 /** Reports losses and recoveries of one connection, once per transition. */
-function watch(redis: Redis, name: string, report: (change: ConnectionChange) => void): void {
+function watch(redis: RedisClient, name: string, report: (change: ConnectionChange) => void): void {
   const connectionId = ++connectionIds
   let down = false
   let lastError: unknown
@@ -242,7 +192,7 @@ export async function openConnection(
   options: ConnectionOptions,
   clientName?: string,
   extra: RedisOptions = {},
-): Promise<Redis> {
+): Promise<RedisClient> {
   const timeout = options.connectTimeoutMs ?? 3000
   const oneShot = options.reconnect === false
   if (options.redis) {
@@ -254,12 +204,12 @@ export async function openConnection(
   const raw = options.redisUrl ?? DEFAULT_REDIS_URL
   const url = parseRedisUrl(raw)
   guardDebugOutput(secretsOf(raw))
+  if (options.cluster === true || (options.cluster === undefined && url.endpoints.length > 1))
+    return openCluster(options, url, raw, clientName, extra)
   const commandTimeout = options.commandTimeoutMs ?? (oneShot ? 5000 : undefined)
   let everReady = false
-  const base = redisOptions(url)
   const redis = new Redis({
-    ...base,
-    ...(url.tls && options.tls ? {tls: {...base.tls, ...options.tls}} : {}),
+    ...redisOptions(url, options.tls),
     lazyConnect: true,
     connectTimeout: timeout,
     connectionName: clientName,
@@ -293,29 +243,177 @@ export async function openConnection(
     closing.add(redis)
     redis.disconnect()
     const cause = lastError ?? error
-    throw connectionError(raw, cause, await tlsDiagnosis(url, cause))
+    throw connectionError(raw, cause, await tlsDiagnosis(url, cause, options.tls))
   } finally {
     clearTimeout(timer)
   }
   try {
+    if (options.cluster === undefined && (await clusterEnabled(redis))) {
+      await assertServing(redis, url, raw)
+      closing.add(redis)
+      redis.disconnect()
+      return openCluster(options, url, raw, clientName, extra)
+    }
     await selectDb(redis, url)
   } catch (error) {
     closing.add(redis)
     redis.disconnect()
-    throw error
+    if (error instanceof RaptorError) throw error
+    // The connection dropped right after it was up (a TLS server refusing the client certificate).
+    throw connectionError(raw, error, await tlsDiagnosis(url, error, options.tls))
   }
   if (options.onConnectionChange && !oneShot) watch(redis, clientName ?? 'redis', options.onConnectionChange)
   return redis
 }
 
+/**
+ * True when the server is a Redis Cluster node: `INFO cluster` says `cluster_enabled:1`. A user
+ * whose ACL denies INFO is asked `CLUSTER INFO` instead; denied both, the server is taken as a
+ * single one (`--cluster` / `RAPTOR_CLUSTER=1` says otherwise).
+ */
+async function clusterEnabled(redis: Redis): Promise<boolean> {
+  // Only a refusal by the server (a reply) means "ask otherwise"; a lost connection is an error.
+  const refused = (error: unknown) => {
+    if ((error as Error)?.name !== 'ReplyError') throw error
+  }
+  try {
+    return /^cluster_enabled:1\b/m.test(await redis.info('cluster'))
+  } catch (error) {
+    refused(error)
+    try {
+      await redis.call('CLUSTER', 'INFO')
+      return true
+    } catch (again) {
+      refused(again)
+      return false
+    }
+  }
+}
+
+/**
+ * A cluster node that says `cluster_state:fail` (slots never assigned, or a master down with no
+ * replica to take over) serves no command: say so rather than time out. Unchecked when this user
+ * may not run CLUSTER INFO.
+ * @throws ConnectionError naming the state and the slots assigned
+ */
+async function assertServing(redis: Redis, url: RedisUrl, raw: string): Promise<void> {
+  const info = (await redis.call('CLUSTER', 'INFO').catch(() => '')) as string
+  const state = /^cluster_state:(\w+)/m.exec(info)?.[1]
+  if (state === undefined || state === 'ok') return
+  const assigned = /^cluster_slots_assigned:(\d+)/m.exec(info)?.[1] ?? '?'
+  const {host, port} = url.endpoints[0]
+  throw new ConnectionError(
+    `the Redis Cluster at ${host}:${port} is not serving (cluster_state:${state}, ${assigned} of 16384 slots assigned): assign every slot (redis-cli --cluster create …, or --cluster fix) and wait for cluster_state:ok`,
+    {url: redactUrl(raw)},
+  )
+}
+
+/**
+ * Opens a Redis Cluster client from the URL's seeds and waits until it knows every slot. Commands
+ * go to the master owning their key (`scaleReads: 'master'`: reads see the latest write). The same
+ * guarantees as one server: the first connect fails within `connectTimeoutMs` naming the seeds,
+ * one-shot commands fail after `commandTimeoutMs`, long-lived clients reconnect with backoff.
+ * @throws InvalidInputError for a database other than 0 (a cluster has only database 0)
+ */
+async function openCluster(
+  options: ConnectionOptions,
+  url: RedisUrl,
+  raw: string,
+  clientName: string | undefined,
+  extra: RedisOptions,
+): Promise<Cluster> {
+  if (url.db !== 0)
+    throw new InvalidInputError(
+      `database ${url.db} in '${url.redacted}': a Redis Cluster has only database 0; drop the /${url.db} from the URL`,
+      {url: url.redacted, db: url.db},
+    )
+  const timeout = options.connectTimeoutMs ?? 3000
+  const oneShot = options.reconnect === false
+  const commandTimeout = options.commandTimeoutMs ?? (oneShot ? 5000 : undefined)
+  let everReady = false
+  // The TLS options checked as for one server; each node is its own host, so the server name
+  // comes from its address unless one is given.
+  const checked = tlsFor(url, options.tls)
+  const tls = checked && {...checked, servername: options.tls?.servername}
+  if (tls && tls.servername === undefined) delete tls.servername
+  const clusterOptions: ClusterOptions = {
+    lazyConnect: true,
+    scaleReads: 'master',
+    enableReadyCheck: true,
+    slotsRefreshTimeout: Math.min(timeout, 2000),
+    clusterRetryStrategy: (times) => {
+      if (!everReady || oneShot) return null
+      return Math.min(50 * 2 ** Math.min(times, 6), 2000)
+    },
+    // Nodes are reached by the addresses the cluster announces; with TLS, keep them as given so
+    // that the certificates' names match (ioredis's advice for TLS clusters).
+    ...(url.tls ? {dnsLookup: (address, callback) => callback(null, address)} : {}),
+    redisOptions: {
+      username: url.username,
+      password: url.password,
+      ...(url.family ? {family: url.family} : {}),
+      ...(tls ? {tls} : {}),
+      connectTimeout: timeout,
+      connectionName: clientName,
+      enableAutoPipelining: false,
+      maxRetriesPerRequest: oneShot ? 0 : null,
+      ...(commandTimeout ? {commandTimeout} : {}),
+      ...extra,
+    },
+  }
+  const cluster = new Cluster(url.endpoints, clusterOptions)
+  let lastError: unknown
+  // A seed that is a single server (not a cluster node) is named as such, whatever the others said.
+  let notCluster = false
+  const seen = (error: unknown) => {
+    lastError = error
+    if (/cluster support disabled/i.test(String((error as Error)?.message))) notCluster = true
+  }
+  cluster.on('error', seen)
+  cluster.on('node error', seen)
+  let timer: NodeJS.Timeout | undefined
+  try {
+    await Promise.race([
+      cluster.connect(),
+      new Promise((_, reject) => {
+        timer = setTimeout(
+          () => reject(Object.assign(new Error('connect timed out'), {code: 'ETIMEDOUT'})),
+          timeout,
+        )
+      }),
+    ])
+    everReady = true
+  } catch (error) {
+    closing.add(cluster)
+    cluster.disconnect()
+    const cause = (lastError as {lastNodeError?: unknown})?.lastNodeError ?? lastError ?? error
+    if (notCluster || /cluster support disabled/i.test(String((cause as Error)?.message)))
+      throw new InvalidInputError(
+        `'${url.redacted}' is not a Redis Cluster (cluster support disabled on the server): give one host, or drop --cluster / RAPTOR_CLUSTER`,
+        {url: url.redacted},
+      )
+    throw connectionError(raw, cause, await tlsDiagnosis(url, cause, options.tls))
+  } finally {
+    clearTimeout(timer)
+  }
+  if (options.onConnectionChange && !oneShot)
+    watch(cluster, clientName ?? 'redis', options.onConnectionChange)
+  return cluster
+}
+
 /** Where a client points, for messages (no password). */
-function clientUrl(client: Redis): string {
+function clientUrl(client: RedisClient): string {
+  if (isCluster(client))
+    return `redis://${client
+      .nodes('master')
+      .map((n) => `${n.options.host}:${n.options.port}`)
+      .join(',')}`
   const {host, port, db} = client.options
   return `redis://${host ?? '127.0.0.1'}:${port ?? 6379}/${db ?? 0}`
 }
 
 /** Waits until a client is ready (connecting it when it was created with `lazyConnect`). */
-async function ready(client: Redis, timeoutMs: number): Promise<Redis> {
+async function ready<C extends RedisClient>(client: C, timeoutMs: number): Promise<C> {
   if (client.status === 'ready') return client
   let timer: NodeJS.Timeout | undefined
   let onReady: (() => void) | undefined
@@ -341,8 +439,10 @@ async function ready(client: Redis, timeoutMs: number): Promise<Redis> {
 }
 
 /** One more connection like an application's client. */
-async function duplicate(client: Redis, timeoutMs: number, extra: RedisOptions): Promise<Redis> {
-  const copy = client.duplicate(extra)
+async function duplicate(client: RedisClient, timeoutMs: number, extra: RedisOptions): Promise<RedisClient> {
+  const copy = isCluster(client)
+    ? client.duplicate(undefined, {redisOptions: {...client.options.redisOptions, ...extra}})
+    : client.duplicate(extra)
   // Errors after it is up are handled by its reconnecting; keep them from crashing the process.
   copy.on('error', () => {})
   try {
@@ -357,7 +457,7 @@ async function duplicate(client: Redis, timeoutMs: number, extra: RedisOptions):
  * Takes an application's ioredis client as the bus's command connection, once it is ready.
  * @throws InvalidInputError when it has a `keyPrefix`; ConnectionError when it does not become ready
  */
-export async function adoptConnection(client: Redis, options: ConnectionOptions): Promise<Redis> {
+export async function adoptConnection(client: RedisClient, options: ConnectionOptions): Promise<RedisClient> {
   if (client.options.keyPrefix)
     throw new InvalidInputError(
       `the ioredis client given to RaptorBus.connect has keyPrefix '${client.options.keyPrefix}': remove it and pass the bus option prefix instead`,
@@ -369,7 +469,7 @@ export async function adoptConnection(client: Redis, options: ConnectionOptions)
  * Closes a connection: QUIT when it is up (so that pending replies arrive first), but never waits
  * more than `timeoutMs` for a Redis that is gone.
  */
-export async function closeConnection(conn: Redis, timeoutMs = 1000): Promise<void> {
+export async function closeConnection(conn: RedisClient, timeoutMs = 1000): Promise<void> {
   closing.add(conn)
   if (conn.status !== 'ready') {
     conn.disconnect()

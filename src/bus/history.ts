@@ -1,7 +1,6 @@
-import type {Redis} from 'ioredis'
-
 import type {Topology} from './channels.js'
 import {assertChannelName} from './channels.js'
+import {anySlotPipeline, clockNode, type RedisClient} from './cluster.js'
 import {MalformedEntryError, NotFoundError, type SchemaIssue} from './errors.js'
 import {formatIssues, parseEnvelope} from './envelope.js'
 import type {RaptorEvent} from './envelope.js'
@@ -66,14 +65,14 @@ export function toEntry(channel: string, streamId: string, flat: string[]): Hist
 /** Reads channel history (the streams), always by Redis server time and within retention. */
 export class History {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
     private readonly topology: Topology,
   ) {}
 
-  /** Redis server time in ms. */
+  /** Redis server time in ms (on a cluster, always of the same node: see `clockNode`). */
   async serverTime(): Promise<number> {
-    const [sec, usec] = await this.redis.time()
+    const [sec, usec] = await clockNode(this.redis).time()
     return Number(sec) * 1000 + Math.floor(Number(usec) / 1000)
   }
 
@@ -155,7 +154,7 @@ export class History {
    */
   async get(eventId: string): Promise<{event: RaptorEvent; channel: string; streamId: string}> {
     const channels = await this.knownChannels()
-    const pipeline = this.redis.pipeline()
+    const pipeline = anySlotPipeline(this.redis)
     for (const c of channels) pipeline.get(this.keys.eventIndex(c, eventId))
     const results = (await pipeline.exec()) ?? []
     let malformed: MalformedEntryError | undefined
