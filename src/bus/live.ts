@@ -71,7 +71,8 @@ export interface HeldSubscription extends Subscription {
   release(skip: (meta: LiveMeta) => boolean): void
 }
 
-interface Entry {
+/** One subscription of a hub (exported for the cluster hub, live-sharded.ts). */
+export interface Entry {
   patterns: string[]
   redisPatterns: string[]
   matchers: ((c: string) => boolean)[]
@@ -99,18 +100,23 @@ interface Entry {
  * globs; Redis matches a superset and each subscription matches exactly.
  */
 export class LiveHub {
-  private readonly entries = new Set<Entry>()
+  protected readonly entries = new Set<Entry>()
   private readonly refs = new Map<string, number>()
 
   /**
-   * @param conn the subscriber connection (pub/sub mode)
+   * @param conn the subscriber connection (pub/sub mode); none for a hub that subscribes its own way
+   *   (a subclass overriding `listen`/`unlisten`, as the cluster hub does)
    * @param commands a command connection, to read the channels' counters after a disconnect
    */
   constructor(
-    private readonly conn: RedisClient,
-    private readonly keys: Keys,
-    private readonly commands: RedisClient,
+    private readonly conn: RedisClient | undefined,
+    protected readonly keys: Keys,
+    protected readonly commands: RedisClient,
   ) {
+    if (conn) this.attach(conn)
+  }
+
+  private attach(conn: RedisClient): void {
     // Redis sends a message once per pattern of this connection that matches its channel (`**` and
     // `sys.alert.*` both match sys.alert.critical), back to back within one PUBLISH. Dispatch it once:
     // the stream id at the head of the message is unique per channel.
@@ -170,9 +176,7 @@ export class LiveHub {
       overflowed: false,
     }
     this.entries.add(entry)
-    const fresh = entry.redisPatterns.filter((p) => !this.refs.has(p))
-    for (const p of entry.redisPatterns) this.refs.set(p, (this.refs.get(p) ?? 0) + 1)
-    if (fresh.length > 0) await this.conn.psubscribe(...fresh)
+    await this.listen(entry)
     entry.baseline = this.published(entry).catch(() => 0)
     return {
       patterns: list,
@@ -206,6 +210,18 @@ export class LiveHub {
 
   private async remove(entry: Entry): Promise<void> {
     if (!this.entries.delete(entry)) return
+    await this.unlisten(entry)
+  }
+
+  /** Subscribes on Redis to what a new subscription needs and no other one holds yet. */
+  protected async listen(entry: Entry): Promise<void> {
+    const fresh = entry.redisPatterns.filter((p) => !this.refs.has(p))
+    for (const p of entry.redisPatterns) this.refs.set(p, (this.refs.get(p) ?? 0) + 1)
+    if (fresh.length > 0) await this.conn!.psubscribe(...fresh)
+  }
+
+  /** Unsubscribes on Redis from what a removed subscription held and no other one needs. */
+  protected async unlisten(entry: Entry): Promise<void> {
     const unused: string[] = []
     for (const p of entry.redisPatterns) {
       const n = (this.refs.get(p) ?? 1) - 1
@@ -214,11 +230,11 @@ export class LiveHub {
         unused.push(p)
       } else this.refs.set(p, n)
     }
-    if (unused.length > 0 && this.conn.status === 'ready') await this.conn.punsubscribe(...unused)
+    if (unused.length > 0 && this.conn!.status === 'ready') await this.conn!.punsubscribe(...unused)
   }
 
   /** Sum of the `published` counters of the channels a subscription matches. */
-  private async published(entry: Entry): Promise<number> {
+  protected async published(entry: Entry): Promise<number> {
     const channels = (await this.commands.smembers(this.keys.channelRegistry())).filter((c) =>
       entry.matchers.some((m) => m(c)),
     )
@@ -230,7 +246,7 @@ export class LiveHub {
   }
 
   /** After a reconnect: what the subscription may have missed, counted and reported. */
-  private async accountGap(entry: Entry): Promise<void> {
+  protected async accountGap(entry: Entry): Promise<void> {
     entry.disconnects++
     try {
       const [base, now] = await Promise.all([entry.baseline ?? Promise.resolve(0), this.published(entry)])
@@ -243,7 +259,7 @@ export class LiveHub {
     }
   }
 
-  private dispatch(liveChannel: string, message: string): void {
+  protected dispatch(liveChannel: string, message: string): void {
     const channel = this.keys.channelOfLive(liveChannel)
     // Only names of this prefix and database, and only channel names: nothing else is ours.
     if (channel === undefined || !isChannelName(channel)) return

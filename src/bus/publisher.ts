@@ -44,6 +44,7 @@ function publishArgs(keys: Keys, events: readonly PreparedEvent[]): (string | nu
     ...events.map((e) => keys.eventIndex(channel, e.event.id)),
     events[0].spec.retentionMs,
     keys.live(channel),
+    keys.sharded ? keys.bell(channel) : '',
     ...events.map((e) => e.json),
   ]
 }
