@@ -1,5 +1,5 @@
 import {readIfPermitted, type UnreadablePart} from './acl.js'
-import type {RedisClient} from './cluster.js'
+import {clockNode, isCluster, masters, type RedisClient} from './cluster.js'
 import type {Keys} from './keys.js'
 import {idTime} from './stream-ids.js'
 import type {BusMetrics} from './metrics.js'
@@ -29,13 +29,25 @@ export interface AgentInfo {
 /** The health report of `bus.health()` and `raptor health --json`. */
 export interface HealthReport {
   status: 'healthy' | 'degraded' | 'unhealthy'
-  /** From INFO: null (like the memory, clients and uptime) when the ACL user may not run INFO. */
+  /** One server, or a Redis Cluster (the figures below are then over every master). */
+  deployment: 'standalone' | 'cluster'
+  /** Masters asked: 1 for one server. */
+  masters: number
+  /**
+   * The version (the versions, comma-separated, when a cluster's masters differ). This and the
+   * figures from INFO below are null when the ACL user may not run INFO (listed in `unreadable`).
+   */
   redisVersion: string | null
+  /** Round trip of a PING; on a cluster, of the slowest master. */
   latencyMs: number
+  /** Client connections (summed over masters). */
   connectedClients: number | null
+  /** Memory used (summed over masters). */
   usedMemoryBytes: number | null
   usedMemoryHuman: string | null
+  /** `maxmemory` (summed over masters; 0 when one of them has no limit). */
   maxMemoryBytes: number | null
+  /** Uptime (of the most recently started master). */
   uptimeSeconds: number | null
   agents: AgentInfo[]
   checks: HealthCheck[]
@@ -160,6 +172,18 @@ function infoField(info: string, field: string): string {
   return match ? match[1].trim() : ''
 }
 
+/** Bytes as Redis's INFO writes them (`1.50M`), for a sum over masters. */
+function humanBytes(bytes: number): string {
+  const units = ['B', 'K', 'M', 'G', 'T']
+  let value = bytes
+  let unit = 0
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024
+    unit++
+  }
+  return unit === 0 ? `${bytes}B` : `${value.toFixed(2)}${units[unit]}`
+}
+
 /** Reads the registered agents and flags the stale ones, by Redis server time. */
 export async function readAgents(redis: RedisClient, keys: Keys, now: number): Promise<AgentInfo[]> {
   const raw = await redis.hgetall(keys.agents())
@@ -182,31 +206,38 @@ export async function baseHealth(
   keys: Keys,
   options: HealthOptions = {},
 ): Promise<HealthReport> {
-  const started = process.hrtime.bigint()
-  await redis.ping()
-  const latencyMs = Number(process.hrtime.bigint() - started) / 1e6
+  const nodes = masters(redis)
+  const latencies = await Promise.all(
+    nodes.map(async (node) => {
+      const started = process.hrtime.bigint()
+      await node.ping()
+      return Number(process.hrtime.bigint() - started) / 1e6
+    }),
+  )
+  const latencyMs = Math.max(...latencies)
   const unreadable: UnreadablePart[] = []
-  const [info, [sec, usec]] = await Promise.all([
+  const [read, [sec, usec]] = await Promise.all([
     readIfPermitted(
-      () => redis.info(),
+      () => Promise.all(nodes.map((node) => node.info())),
       {command: 'INFO', gives: 'version, clients, memory, uptime'},
       unreadable,
     ),
-    redis.time(),
+    clockNode(redis).time(),
   ])
-  const field = (name: string) => (info === undefined ? null : infoField(info, name))
-  const number = (name: string) => (info === undefined ? null : Number(infoField(info, name)))
+  const infos = read ?? []
+  const known = read !== undefined
   const now = Number(sec) * 1000 + Math.floor(Number(usec) / 1000)
+  const cluster = isCluster(redis)
+  const sum = (field: string) => infos.reduce((n, info) => n + Number(infoField(info, field) || 0), 0)
+  const version = [...new Set(infos.map((info) => infoField(info, 'redis_version')))].join(', ')
+  const where = cluster ? `, cluster of ${nodes.length} masters` : ''
   const agents = await readAgents(redis, keys, now)
   const maxLatency = options.maxLatencyMs ?? 100
   const checks: HealthCheck[] = [
     {
       name: 'redis',
       status: 'pass',
-      detail:
-        info === undefined
-          ? 'reachable (version not readable)'
-          : `reachable, version ${field('redis_version')}`,
+      detail: known ? `reachable, version ${version}${where}` : `reachable (version not readable)${where}`,
     },
     {
       name: 'latency',
@@ -226,13 +257,25 @@ export async function baseHealth(
   })
   return {
     status: 'healthy',
-    redisVersion: field('redis_version'),
+    deployment: cluster ? 'cluster' : 'standalone',
+    masters: nodes.length,
+    redisVersion: known ? version : null,
     latencyMs: Math.round(latencyMs * 1000) / 1000,
-    connectedClients: number('connected_clients'),
-    usedMemoryBytes: number('used_memory'),
-    usedMemoryHuman: field('used_memory_human'),
-    maxMemoryBytes: number('maxmemory'),
-    uptimeSeconds: number('uptime_in_seconds'),
+    connectedClients: known ? sum('connected_clients') : null,
+    usedMemoryBytes: known ? sum('used_memory') : null,
+    usedMemoryHuman: !known
+      ? null
+      : cluster
+        ? humanBytes(sum('used_memory'))
+        : infoField(infos[0], 'used_memory_human'),
+    maxMemoryBytes: !known
+      ? null
+      : infos.some((info) => Number(infoField(info, 'maxmemory')) === 0)
+        ? 0
+        : sum('maxmemory'),
+    uptimeSeconds: known
+      ? Math.min(...infos.map((info) => Number(infoField(info, 'uptime_in_seconds'))))
+      : null,
     agents,
     checks,
     ...(unreadable.length > 0 ? {unreadable} : {}),

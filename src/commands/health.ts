@@ -76,8 +76,8 @@ Exit codes: 0 healthy, 1 degraded or unhealthy, 69 Redis unreachable.`
     this.log(`status: ${colour(report.status)}`)
     this.log(
       report.redisVersion === null
-        ? `redis reachable, latency ${report.latencyMs} ms`
-        : `redis ${report.redisVersion}, latency ${report.latencyMs} ms, ${plural(report.connectedClients ?? 0, 'client')}, ` +
+        ? `redis reachable${report.deployment === 'cluster' ? ` (cluster of ${report.masters} masters)` : ''}, latency ${report.latencyMs} ms`
+        : `redis ${report.redisVersion}${report.deployment === 'cluster' ? ` (cluster of ${report.masters} masters)` : ''}, latency ${report.latencyMs} ms, ${plural(report.connectedClients ?? 0, 'client')}, ` +
             `memory ${report.usedMemoryHuman}${(report.maxMemoryBytes ?? 0) > 0 ? ` of ${report.maxMemoryBytes} bytes` : ''}, ` +
             `up ${report.uptimeSeconds} s`,
     )
