@@ -472,6 +472,58 @@ export function buildEnvelope(
   return candidate as RaptorEvent
 }
 
+/** The one check of an attribute raptor knows: true when the value passes its rule. */
+function passes(name: string, value: unknown): boolean {
+  return (ATTRIBUTES.get(name) as AttributeRule).check(value) === undefined
+}
+
+/** The last default source found valid (it is the same for every event of a bus). */
+let checkedSource: string | undefined
+
+/**
+ * True when the parts of a {@link PublishInput}'s envelope that the producer gave are valid. What
+ * raptor fills in itself — `specversion`, a fresh id, the time of publication, `datacontenttype`,
+ * priority `normal` — is valid by construction and not checked again; the channel name is the
+ * caller's to check first ({@link buildPublishEnvelope}).
+ */
+function producerPartsValid(input: PublishInput, event: Record<string, unknown>): boolean {
+  if (!passes('type', event.type)) return false
+  if (input.source !== undefined || event.source !== checkedSource) {
+    if (!passes('source', event.source)) return false
+    if (input.source === undefined) checkedSource = event.source as string
+  }
+  if (input.id !== undefined && !passes('id', event.id)) return false
+  if (input.time !== undefined && !passes('time', event.time)) return false
+  if (input.subject !== undefined && !passes('subject', event.subject)) return false
+  if (input.dataschema !== undefined && !passes('dataschema', event.dataschema)) return false
+  if (input.priority !== undefined && !passes('priority', event.priority)) return false
+  if (input.correlationId !== undefined && !passes('correlationid', event.correlationid)) return false
+  if (event.traceparent !== undefined && !passes('traceparent', event.traceparent)) return false
+  if (event.tracestate !== undefined && !passes('tracestate', event.tracestate)) return false
+  const extensions = input.extensions
+  if (extensions !== undefined)
+    for (const key of Object.keys(extensions)) {
+      if (extensions[key] === undefined || ATTRIBUTES.has(key)) continue
+      if (!ATTRIBUTE_NAME_PATTERN.test(key) || extensionIssue(extensions[key]) !== undefined) return false
+    }
+  return isPlainObject(event.data)
+}
+
+/**
+ * {@link buildEnvelope} for a {@link PublishInput} whose channel name the caller has checked: the
+ * same envelope and the same errors, for less work (see {@link producerPartsValid}).
+ */
+export function buildPublishEnvelope(
+  input: PublishInput,
+  defaultSource: string,
+  trace?: TraceFields,
+): RaptorEvent {
+  const candidate = candidateEnvelope(input, defaultSource, trace)
+  if (producerPartsValid(input, candidate)) return candidate as RaptorEvent
+  // Something is wrong: the full check names every attribute at fault.
+  return buildEnvelope(input, defaultSource, trace)
+}
+
 /** What makes a serialized payload worth a closer look (see serializeData). */
 const SUSPECT = /null|\d{16}/
 

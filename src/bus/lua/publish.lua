@@ -1,7 +1,7 @@
 --[[
   Publishes events of one channel: history, get-by-id index, counters and live fan-out, all in one
-  atomic step. The publisher coalesces the events of one channel issued in the same tick into one
-  call, so one EVALSHA carries one or many events.
+  atomic step. The publisher coalesces the single publishes of one channel issued in the same tick
+  into small calls (at most 16 events), so one EVALSHA carries one or many events.
 
   KEYS[1] channel stream       (history; trimmed by Redis server time to the retention)
   KEYS[2] channel stats hash   (counters)
@@ -19,8 +19,12 @@ local retention = tonumber(ARGV[1])
 local cutoff = now - retention
 local ids = {}
 local receivers = 0
+-- Every event of a call has the same cutoff: the first XADD trims, the others only append.
+local sid = redis.call('XADD', KEYS[1], 'MINID', '~', cutoff, '*', 'e', ARGV[3])
 for i = 3, #ARGV do
-  local sid = redis.call('XADD', KEYS[1], 'MINID', '~', cutoff, '*', 'e', ARGV[i])
+  if i > 3 then
+    sid = redis.call('XADD', KEYS[1], '*', 'e', ARGV[i])
+  end
   redis.call('SET', KEYS[i], sid, 'PX', retention)
   receivers = receivers + redis.call('PUBLISH', ARGV[2], sid .. ' ' .. ARGV[i])
   ids[#ids + 1] = sid
