@@ -1,12 +1,30 @@
-import type {Redis} from 'ioredis'
-
 import type {Topology} from './channels.js'
 import {assertChannelName} from './channels.js'
 import {MalformedEntryError, NotFoundError, type SchemaIssue} from './errors.js'
 import {formatIssues, parseEnvelope} from './envelope.js'
 import type {RaptorEvent} from './envelope.js'
+import {ID_EARLY_MS, ID_LATE_MS, eventIdTime} from './event-ids.js'
 import type {Keys} from './keys.js'
+import {scriptPipeline, type ScriptedRedis} from './scripts.js'
 import {compareIds, idAt, idTime} from './stream-ids.js'
+
+declare module './scripts.js' {
+  interface ScriptCommands {
+    /** lua/find.lua: returns the next cursors, then entry id and envelope of each candidate. */
+    raptorFind(
+      stream: string,
+      needle: string,
+      forward: string,
+      forwardEnd: string,
+      backward: string,
+      backwardEnd: string,
+      count: number,
+    ): Promise<string[]>
+  }
+}
+
+/** Entries `get` reads each way per find.lua call (bounds how long one call holds Redis). */
+const FIND_STEP = 500
 
 /** A time window over a channel's history. Times are ms since the epoch or Dates, by Redis server time. */
 export interface ReplayWindow {
@@ -66,7 +84,7 @@ export function toEntry(channel: string, streamId: string, flat: string[]): Hist
 /** Reads channel history (the streams), always by Redis server time and within retention. */
 export class History {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: ScriptedRedis,
     private readonly keys: Keys,
     private readonly topology: Topology,
   ) {}
@@ -149,7 +167,9 @@ export class History {
   }
 
   /**
-   * One event by id, from whichever channel holds it.
+   * One event by id, from whichever channel holds it: by its index key when it has one, else (a
+   * raptor `evt-<uuid v7>` id) by reading each channel's history around the time the id carries,
+   * from that time outwards, within the window the publish script guarantees (see event-ids.ts).
    * @throws NotFoundError when no channel holds it (never published, or expired with its retention)
    * @throws MalformedEntryError when the entry it names is not a valid envelope
    */
@@ -158,7 +178,7 @@ export class History {
     const pipeline = this.redis.pipeline()
     for (const c of channels) pipeline.get(this.keys.eventIndex(c, eventId))
     const results = (await pipeline.exec()) ?? []
-    let malformed: MalformedEntryError | undefined
+    const found: Found = {}
     for (let i = 0; i < channels.length; i++) {
       const streamId = results[i]?.[1] as string | null
       if (!streamId) continue
@@ -167,13 +187,17 @@ export class History {
         string[],
       ][]
       if (page.length === 0) continue
-      const entry = toEntry(channels[i], page[0][0], page[0][1])
-      if (entry.event) return {event: entry.event, channel: channels[i], streamId}
-      malformed ??= malformedEntry(entry)
+      consider(found, eventId, channels[i], page[0][0], page[0][1])
+      if (found.hit) return found.hit
     }
-    if (malformed) {
-      malformed.message = `event ${eventId} is stored as a ${malformed.message}: it cannot be shown`
-      throw malformed
+    const ms = eventIdTime(eventId)
+    if (ms !== undefined) {
+      await this.search(channels, eventId, ms, found)
+      if (found.hit) return found.hit
+    }
+    if (found.malformed) {
+      found.malformed.message = `event ${eventId} is stored as a ${found.malformed.message}: it cannot be shown`
+      throw found.malformed
     }
     throw new NotFoundError(
       `event ${eventId} not found: it was never published here or has expired with its channel's retention`,
@@ -182,4 +206,63 @@ export class History {
       },
     )
   }
+
+  /**
+   * Reads the history of every channel around `ms` for the event, {@link FIND_STEP} entries each way
+   * per channel and round (one pipelined round trip), until it is found or every window is read.
+   */
+  private async search(
+    channels: readonly string[],
+    eventId: string,
+    ms: number,
+    found: Found,
+  ): Promise<void> {
+    const needle = JSON.stringify(eventId)
+    let open = channels.map((channel) => ({
+      channel,
+      forward: idAt(ms),
+      backward: `(${idAt(ms)}`,
+    }))
+    const forwardEnd = String(ms + ID_LATE_MS)
+    const backwardEnd = idAt(ms - ID_EARLY_MS)
+    while (open.length > 0) {
+      const pipeline = scriptPipeline(this.redis)
+      for (const o of open)
+        pipeline.raptorFind(
+          this.keys.stream(o.channel),
+          needle,
+          o.forward,
+          forwardEnd,
+          o.backward,
+          backwardEnd,
+          FIND_STEP,
+        )
+      const replies = (await pipeline.exec()) ?? []
+      const next: typeof open = []
+      open.forEach((o, i) => {
+        const [error, reply] = replies[i] ?? [new Error('no reply')]
+        if (error) throw error
+        const [forward, backward, ...candidates] = reply as string[]
+        for (let c = 0; c + 1 < candidates.length; c += 2)
+          consider(found, eventId, o.channel, candidates[c], ['e', candidates[c + 1]])
+        if (forward !== '' || backward !== '') next.push({channel: o.channel, forward, backward})
+      })
+      if (found.hit) return
+      open = next
+    }
+  }
+}
+
+/** What `get` found so far: the event, or a malformed entry that may be it. */
+interface Found {
+  hit?: {event: RaptorEvent; channel: string; streamId: string}
+  malformed?: MalformedEntryError
+}
+
+/** Takes an entry that may be the event with this id. */
+function consider(found: Found, eventId: string, channel: string, streamId: string, flat: string[]): void {
+  const entry = toEntry(channel, streamId, flat)
+  if (entry.event) {
+    if (entry.event.id === eventId) found.hit = {event: entry.event, channel, streamId}
+  } else found.malformed ??= malformedEntry(entry)
 }

@@ -15,14 +15,15 @@ import {
   type RaptorEvent,
   type TraceFields,
 } from './envelope.js'
+import {ID_EARLY_MS, ID_LATE_MS} from './event-ids.js'
 import type {Keys} from './keys.js'
 import {scriptPipeline, type ScriptedRedis} from './scripts.js'
 import {startProducerSpan, tracingRegistered, type ProducerSpan} from './tracing.js'
 
 declare module './scripts.js' {
   interface ScriptCommands {
-    /** lua/publish.lua: numkeys, then KEYS and ARGV of one channel's events; returns their stream entry ids. */
-    raptorPublish(numberOfKeys: number, ...keysAndArgs: (string | number)[]): Promise<string[]>
+    /** lua/publish.lua: the KEYS and ARGV of one channel's events; returns their stream entry ids. */
+    raptorPublish(stream: string, stats: string, ...args: (string | number)[]): Promise<string[]>
     /** lua/park.lua: returns the DLQ entry id. */
     raptorPark(
       dlq: string,
@@ -36,18 +37,20 @@ declare module './scripts.js' {
   }
 }
 
-/** The arguments of lua/publish.lua for events of one channel (numkeys, KEYS, ARGV). */
-function publishArgs(keys: Keys, events: readonly PreparedEvent[]): (string | number)[] {
+/** The arguments of lua/publish.lua for events of one channel (KEYS, then ARGV). */
+function publishArgs(keys: Keys, events: readonly PreparedEvent[]): [string, string, ...(string | number)[]] {
   const {channel} = events[0].event
-  return [
-    2 + events.length,
+  const args: [string, string, ...(string | number)[]] = [
     keys.stream(channel),
     keys.stats(channel),
-    ...events.map((e) => keys.eventIndex(channel, e.event.id)),
     events[0].spec.retentionMs,
     keys.live(channel),
-    ...events.map((e) => e.json),
+    keys.eventIndexPrefix(channel),
+    ID_EARLY_MS,
+    ID_LATE_MS,
   ]
+  for (const e of events) args.push(e.event.id, e.json)
+  return args
 }
 
 /**
@@ -239,10 +242,10 @@ export class Publisher {
     for (const run of byChannel(waiting, channelOfWaiting, CALL_EVENTS)) {
       const registering = this.registering.get(channelOfWaiting(run[0]))
       const call = redis.raptorPublish(
-        ...(publishArgs(
+        ...publishArgs(
           keys,
           run.map((w) => w.prepared),
-        ) as [number, ...string[]]),
+        ),
       )
       ;(registering ? Promise.all([call, registering]) : call).then(
         () => {
@@ -323,7 +326,7 @@ export class Publisher {
     const fresh = this.fresh(events)
     if (fresh.length > 0) pipeline.sadd(keys.channelRegistry(), ...fresh)
     const runs = byChannel(events, channelOfPrepared, CALL_EVENTS)
-    for (const run of runs) pipeline.raptorPublish(...(publishArgs(keys, run) as [number, ...string[]]))
+    for (const run of runs) pipeline.raptorPublish(...publishArgs(keys, run))
     const results = (await pipeline.exec()) ?? []
     const offset = fresh.length > 0 ? 1 : 0
     let failure: Error | undefined
