@@ -1,25 +1,21 @@
+/**
+ * The CLI row: `raptor publish` against a minimal oclif command that publishes one message with
+ * ioredis (bench/fixtures/mini-cli), spawned in pairs whose order alternates (A B, B A, A B, …) so
+ * that drift on a shared machine falls on both alike. Per spawn: wall time (spawn to exit) and the
+ * process's own CPU (user + sys, written at exit by a preloaded module); ratios pair by pair.
+ */
 import {execFileSync, spawnSync} from 'node:child_process'
 import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
-import {median, progress, type Settings} from './lib.js'
+import {target, type BenchRow} from './harness.js'
+import {fmtRatio, fmtStat, markdownTable, progress, stat} from './lib.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const FIXTURE = join(ROOT, 'bench/fixtures/mini-cli')
-
-export interface CliResult {
-  key: string
-  label: string
-  /** Median wall time, ms. */
-  ms: number
-  tool: 'hyperfine' | 'spawn'
-}
-
-function hasHyperfine(): boolean {
-  return spawnSync('hyperfine', ['--version']).status === 0
-}
+const PRELOAD = join(ROOT, 'bench/fixtures/cpu-at-exit.mjs')
 
 /** Generates the fixture's oclif manifest, as `npm run build` does for raptor. */
 function buildFixture(): void {
@@ -29,98 +25,108 @@ function buildFixture(): void {
   })
 }
 
-function measureHyperfine(commands: string[][], runs: number): number[] {
-  const dir = mkdtempSync(join(tmpdir(), 'raptor-bench-'))
-  try {
-    const out = join(dir, 'hyperfine.json')
-    const quote = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)
-    execFileSync(
-      'hyperfine',
-      [
-        '-N',
-        '--warmup',
-        '3',
-        '--runs',
-        String(runs),
-        '--export-json',
-        out,
-        ...commands.map((c) => c.map(quote).join(' ')),
-      ],
-      {cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit']},
-    )
-    const json = JSON.parse(readFileSync(out, 'utf8')) as {results: {median: number}[]}
-    return json.results.map((r) => r.median * 1000)
-  } finally {
-    rmSync(dir, {recursive: true, force: true})
-  }
+interface Spawned {
+  ms: number
+  cpuMs: number
 }
 
-function measureSpawn(command: string[], runs: number): number {
-  const times: number[] = []
-  for (let i = 0; i < runs + 3; i++) {
-    const started = process.hrtime.bigint()
-    const r = spawnSync(command[0], command.slice(1), {cwd: ROOT, stdio: 'ignore'})
-    const ms = Number(process.hrtime.bigint() - started) / 1e6
-    if (r.status !== 0) throw new Error(`${command.join(' ')} exited with ${r.status}`)
-    if (i >= 3) times.push(ms) // the first three are warm-up, as with hyperfine --warmup 3
-  }
-  return median(times)
+function spawnOnce(args: string[], cpuFile: string): Spawned {
+  rmSync(cpuFile, {force: true})
+  const started = process.hrtime.bigint()
+  const r = spawnSync(process.execPath, args, {
+    cwd: ROOT,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: {...process.env, BENCH_CPU_FILE: cpuFile, NO_COLOR: '1'},
+  })
+  const ms = Number(process.hrtime.bigint() - started) / 1e6
+  if (r.status !== 0) throw new Error(`node ${args.join(' ')} exited with ${r.status}: ${r.stderr}`)
+  const cpu = JSON.parse(readFileSync(cpuFile, 'utf8')) as {user: number; system: number}
+  return {ms, cpuMs: (cpu.user + cpu.system) / 1000}
 }
 
-export function runCli(url: string, port: number, s: Settings): CliResult[] {
-  buildFixture()
-  const node = process.execPath
-  const cases: {key: string; label: string; cmd: string[]}[] = [
-    {key: 'nodeE0', label: '`node -e 0`', cmd: [node, '-e', '0']},
-    {
-      key: 'redisCli',
-      label: '`redis-cli PUBLISH`',
-      cmd: ['redis-cli', '-p', String(port), 'PUBLISH', 'bench.cli', '{"n":1}'],
-    },
-    {
-      key: 'mini',
-      label: 'minimal oclif command publishing with ioredis (bench/fixtures/mini-cli)',
-      cmd: [
-        node,
-        join(FIXTURE, 'bin/run.js'),
-        'publish',
-        '--redis-url',
-        url,
-        '--channel',
-        'bench.cli',
-        '--payload',
-        '{"n":1}',
-      ],
-    },
-    {key: 'raptorVersion', label: '`raptor --version`', cmd: [node, 'bin/run.js', '--version']},
-    {
-      key: 'raptorPublish',
-      label: '`raptor publish` (one event)',
-      cmd: [
-        node,
-        'bin/run.js',
-        'publish',
-        '--redis-url',
-        url,
-        '--prefix',
-        'bench-cli',
-        '--channel',
-        'sys.state.update',
-        '--type',
-        'bench',
-        '--payload',
-        '{"n":1}',
-      ],
-    },
-  ]
-  const tool = hasHyperfine() ? 'hyperfine' : 'spawn'
-  progress(`CLI wall time with ${tool === 'hyperfine' ? 'hyperfine' : `spawn × ${s.cliRuns} (no hyperfine)`}`)
-  const times =
-    tool === 'hyperfine'
-      ? measureHyperfine(
-          cases.map((c) => c.cmd),
-          s.cliRuns,
-        )
-      : cases.map((c) => measureSpawn(c.cmd, s.cliRuns))
-  return cases.map((c, i) => ({key: c.key, label: c.label, ms: times[i], tool}))
+export const cliRow: BenchRow = {
+  name: 'cli',
+  title: 'CLI: one publish, paired with a minimal oclif command',
+  async run({url, s}) {
+    buildFixture()
+    const dir = mkdtempSync(join(tmpdir(), 'raptor-bench-'))
+    const cpuFile = join(dir, 'cpu.json')
+    const mini = [
+      '--import',
+      PRELOAD,
+      join(FIXTURE, 'bin/run.js'),
+      'publish',
+      '--redis-url',
+      url,
+      '--channel',
+      'bench.cli',
+      '--payload',
+      '{"n":1}',
+    ]
+    // The flags of raptor's shebang.
+    const raptor = [
+      '--max-semi-space-size=4',
+      '--import',
+      PRELOAD,
+      'bin/run.js',
+      'publish',
+      '--redis-url',
+      url,
+      '--prefix',
+      'bench-cli',
+      '--channel',
+      'sys.state.update',
+      '--type',
+      'bench',
+      '--payload',
+      '{"n":1}',
+    ]
+    const nodeE0 = ['--import', PRELOAD, '-e', '0']
+    try {
+      for (let i = 0; i < 3; i++) for (const args of [mini, raptor, nodeE0]) spawnOnce(args, cpuFile)
+      const a: Spawned[] = []
+      const b: Spawned[] = []
+      const z: Spawned[] = []
+      for (let i = 0; i < s.cliRuns; i++) {
+        if (i % 2 === 0) {
+          a.push(spawnOnce(mini, cpuFile))
+          b.push(spawnOnce(raptor, cpuFile))
+        } else {
+          b.push(spawnOnce(raptor, cpuFile))
+          a.push(spawnOnce(mini, cpuFile))
+        }
+        z.push(spawnOnce(nodeE0, cpuFile))
+        progress(`pair ${i + 1}/${s.cliRuns}: mini ${a[i].ms.toFixed(0)} ms, raptor ${b[i].ms.toFixed(0)} ms`)
+      }
+      const wall = stat(b.map((x, i) => x.ms / a[i].ms))
+      const cpu = stat(b.map((x, i) => x.cpuMs / a[i].cpuMs))
+      const row = (label: string, xs: Spawned[], vs?: Spawned[]) => [
+        label,
+        fmtStat(stat(xs.map((x) => x.ms)), 1),
+        fmtStat(stat(xs.map((x) => x.cpuMs)), 1),
+        vs ? fmtRatio(stat(xs.map((x, i) => x.ms / vs[i].ms))) : '',
+        vs ? fmtRatio(stat(xs.map((x, i) => x.cpuMs / vs[i].cpuMs))) : '',
+      ]
+      return {
+        markdown: [
+          `${s.cliRuns} pairs after 3 warm-ups, order alternating; \`node -e 0\` spawned after each pair for reference. Every process is \`node --import bench/fixtures/cpu-at-exit.mjs …\` (its own CPU, written at exit).`,
+          '',
+          markdownTable(
+            ['command', 'wall ms', 'CPU ms', 'wall × mini (paired)', 'CPU × mini (paired)'],
+            [
+              row('minimal oclif publish with ioredis (bench/fixtures/mini-cli)', a, a),
+              row('`raptor publish` (one event)', b, a),
+              row('`node -e 0`', z),
+            ],
+          ),
+        ].join('\n'),
+        targets: [
+          target('`raptor publish` wall time vs minimal oclif publish (paired)', wall.median, 1.3, false),
+          target('`raptor publish` CPU vs minimal oclif publish (paired)', cpu.median, 1.3, false),
+        ],
+      }
+    } finally {
+      rmSync(dir, {recursive: true, force: true})
+    }
+  },
 }

@@ -1,7 +1,8 @@
 /**
- * The live subscriber of the latency rows, run as its own process (fork) so that it does not share an
- * event loop with the publisher. Messages (IPC): in `{mode, url, prefix, channel}`, out `{ready}`;
- * in `{stop: expected}`, out `{received, latency}` once every event has arrived or none for 2 s.
+ * The live subscribers of the latency rows, run as their own process (fork) so that they do not
+ * share an event loop with the publisher. Messages (IPC): in `{mode, url, prefix, channel, n}`, out
+ * `{ready}`; in `{stop: expected}`, out `{received, latency, cpuUs}` once every subscriber has every
+ * event, or none arrived for 2 s.
  */
 import {Redis} from 'ioredis'
 
@@ -13,11 +14,16 @@ export interface SubStart {
   url: string
   prefix: string
   channel: string
+  /** Subscribers, each on its own connection (raptor: its own bus). */
+  n: number
 }
 
 export interface SubReport {
+  /** Deliveries over all subscribers. */
   received: number
   latency: LatencySummary
+  /** CPU (user + sys) of this process from ready to the last delivery, µs. */
+  cpuUs: number
 }
 
 const histogram = new Histogram()
@@ -27,24 +33,30 @@ const onTs = (ts: unknown) => {
   received++
 }
 
-let close: () => Promise<unknown> = async () => {}
+const closers: (() => Promise<unknown>)[] = []
+let cpu = process.cpuUsage()
 
 process.on('message', async (message: SubStart | {stop: number}) => {
   if ('mode' in message) {
-    if (message.mode === 'raptor') {
-      const bus = await RaptorBus.connect({
-        redisUrl: message.url,
-        prefix: message.prefix,
-        channels: [{name: message.channel, retention: '1h'}],
-      })
-      await bus.subscribe(message.channel, (event) => onTs(event.data.ts))
-      close = () => bus.close()
-    } else {
-      const redis = new Redis(message.url)
-      redis.on('message', (_channel: string, text: string) => onTs((JSON.parse(text) as {ts: number}).ts))
-      await redis.subscribe(message.channel)
-      close = () => redis.quit()
+    for (let i = 0; i < message.n; i++) {
+      if (message.mode === 'raptor') {
+        const bus = await RaptorBus.connect({
+          redisUrl: message.url,
+          prefix: message.prefix,
+          channels: [{name: message.channel, retention: '1h'}],
+        })
+        await bus.subscribe(message.channel, (event) => onTs(event.data.ts))
+        closers.push(() => bus.close())
+      } else {
+        const redis = new Redis(message.url)
+        redis.on('message', (_channel: string, text: string) =>
+          onTs((JSON.parse(text) as {data: {ts: number}}).data.ts),
+        )
+        await redis.subscribe(message.channel)
+        closers.push(() => redis.quit())
+      }
     }
+    cpu = process.cpuUsage()
     process.send!({ready: true})
     return
   }
@@ -57,7 +69,8 @@ process.on('message', async (message: SubStart | {stop: number}) => {
       idleSince = Date.now()
     }
   }
-  await close()
-  const report: SubReport = {received, latency: histogram.summary()}
+  const used = process.cpuUsage(cpu)
+  await Promise.all(closers.map((close) => close()))
+  const report: SubReport = {received, latency: histogram.summary(), cpuUs: used.user + used.system}
   process.send!(report, () => process.exit(0))
 })

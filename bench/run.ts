@@ -1,297 +1,155 @@
 /**
- * The raptor benchmark suite (`npm run bench`; `npm run bench -- --quick`, `--runs N`,
- * `--only publish,live,durable,cli`). It starts its own redis-server on a free port with no
- * persistence, runs raptor beside its baselines on that same server in the same run, prints one
- * Markdown report with ratios and writes it to bench/RESULTS.md. Every figure is a median of runs.
- * Sections: publish, live, durable, cli, sse (`--only sse` runs the SSE fan-out rows alone).
+ * The raptor benchmark suite: `npm run bench` (every row, 5 interleaved rounds, writes
+ * bench/RESULTS.md), `npm run bench -- --only publish,live` (those rows; written to
+ * bench/results/<row>.md and stdout, never to RESULTS.md), `--rounds N`, `--quick` (fewer events,
+ * shorter runs, 3 rounds; also written to bench/results/ only), `--list` (the row names).
+ *
+ * It starts its own redis-server on a free port with no persistence; every row measures raptor
+ * beside its baselines (raw ioredis on the same server, BullMQ, NATS JetStream on 127.0.0.1:4222 /
+ * NATS_URL when it answers) in the same run, round by round, and reports medians, ranges (min–max)
+ * and ratios taken round by round.
+ *
+ * Adding a row (any lane): in `bench/<row>.ts` export a {@link BenchRow} —
+ *
+ *     export const myRow: BenchRow = {name: 'my-row', title: 'What it shows', run: async ({url, port, admin, s}) => ({markdown, targets})}
+ *
+ * — and register it with one line in `ROWS` below. `run` gets the server's URL, an admin connection
+ * and the settings (`s.runs` rounds, `s.quick`, `s.events`, `s.liveMs`…) and returns Markdown (tables,
+ * no heading) and optional target lines. bench/harness.ts has the helpers: `interleave` (rounds A, B,
+ * C, A, B, C…), `profiled` (events/s, client and Redis CPU µs and Redis bytes per event), `ratioOver`
+ * (ratios round by round), `flush` (empty the server between cases), `skip` (leave a case out).
  */
-import {writeFileSync} from 'node:fs'
+import {mkdirSync, writeFileSync} from 'node:fs'
 
 import {Redis} from 'ioredis'
 
 import {RedisServer} from '../test/helpers/redis-server.js'
-import {runCli, type CliResult} from './cli.js'
-import {
-  runAgentMemory,
-  runDurable,
-  runDurableLatency,
-  type DurableLatency,
-  type DurableResult,
-} from './durable.js'
-import {fmt, machine, markdownTable, median, progress, ratio, settings} from './lib.js'
-import {runLive, type LiveResult} from './live.js'
-import {SSE_PAYLOAD_BYTES, runSse, type SseResult} from './sse.js'
-import {runThroughput, type ThroughputResult} from './throughput.js'
+import {cliRow} from './cli.js'
+import {agentRow, consumeRow} from './durable.js'
+import {channelsRow, groupsRow, payloadRow, streamRow} from './flat.js'
+import type {BenchRow, RowResult, Target} from './harness.js'
+import {machine, markdownTable, progress, settings} from './lib.js'
+import {fanoutRow, liveRow} from './live.js'
+import {publishRow} from './publish.js'
+import {NATS_SERVER} from './publishers.js'
+import {sseRow} from './sse.js'
+
+const ROWS: BenchRow[] = [
+  publishRow,
+  consumeRow,
+  liveRow,
+  payloadRow,
+  channelsRow,
+  streamRow,
+  fanoutRow,
+  groupsRow,
+  agentRow,
+  cliRow,
+  sseRow,
+]
 
 const s = settings()
-const wants = (section: string) => s.only.length === 0 || s.only.includes(section)
+if (process.argv.includes('--list')) {
+  for (const row of ROWS) process.stdout.write(`${row.name.padEnd(12)} ${row.title}\n`)
+  process.exit(0)
+}
+const unknown = s.only.filter((name) => !ROWS.some((r) => r.name === name))
+if (unknown.length > 0) {
+  process.stderr.write(`bench: no row ${unknown.join(', ')}; rows: ${ROWS.map((r) => r.name).join(', ')}\n`)
+  process.exit(2)
+}
+const selected = s.only.length === 0 ? ROWS : ROWS.filter((r) => s.only.includes(r.name))
+const complete = s.only.length === 0 && !s.quick
 
+const started = Date.now()
 const server = await RedisServer.start()
-const url = server.url
-let report = ''
+const admin = new Redis(server.url)
+const sections: {row: BenchRow; result: RowResult}[] = []
+let header = ''
 try {
-  const probe = new Redis(url)
-  const info = await probe.info('server')
-  await probe.quit()
-  const redisVersion = /redis_version:(\S+)/.exec(info)?.[1] ?? 'unknown'
+  const redisVersion = /redis_version:(\S+)/.exec(await admin.info('server'))?.[1] ?? 'unknown'
   const m = machine(redisVersion)
-  progress(`redis-server ${redisVersion} on ${url}; ${s.runs} runs per figure${s.quick ? ' (quick)' : ''}`)
-
-  const throughput = wants('publish') ? await runThroughput(url, s) : []
-  const live = wants('live') ? await runLive(url, s) : []
-  const durable = wants('durable') ? await runDurable(url, s) : []
-  const durableLatency = wants('durable') ? await runDurableLatency(url, s) : undefined
-  const memory = wants('durable') ? await runAgentMemory(url, s.quick ? 20_000 : 100_000) : undefined
-  const cli = wants('cli') ? runCli(url, server.port, s) : []
-  const sse = wants('sse') ? await runSse(url, s) : []
-  report = render(m, throughput, live, durable, cli, durableLatency, memory, sse)
+  const nats = await natsVersion()
+  const args = process.argv.slice(2).join(' ')
+  header = [
+    `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC with \`npm run bench${args ? ` -- ${args}` : ''}\`` +
+      ` on ${m.cores} cores (${m.cpu}), ${m.os}, Node ${m.node}, Redis ${m.redis} (its own redis-server, no persistence), ` +
+      `NATS ${nats} (JetStream, memory streams).`,
+    `${s.runs} rounds, interleaved (every case once a round, A, B, C, A, B, C…); each figure is the median of the rounds, ` +
+      `with the range (min–max) in brackets; a ratio "× raw" is taken round by round (raptor of round i over raw of round i) ` +
+      `and is their median (range). Payloads are ${s.payloadBytes} bytes of JSON unless a row says otherwise` +
+      `${s.quick ? '; quick mode: fewer events, shorter runs' : ''}. A shared 2-core machine is noisy: compare ratios within one run.`,
+  ].join('\n')
+  progress(
+    `redis-server ${redisVersion} on ${server.url}; ${s.runs} rounds${s.quick ? ' (quick)' : ''}; rows ${selected.map((r) => r.name).join(', ')}`,
+  )
+  for (const row of selected) {
+    progress(`— ${row.name}: ${row.title}`)
+    const rowStarted = Date.now()
+    const result = await row.run({url: server.url, port: server.port, s, admin})
+    progress(`— ${row.name} done in ${((Date.now() - rowStarted) / 1000).toFixed(0)} s`)
+    sections.push({row, result})
+    if (!complete) writePartial(row, result)
+    await admin.flushall()
+  }
 } finally {
+  await admin.quit()
   await server.stop()
 }
+const report = render(sections)
 process.stdout.write(report + '\n')
-writeFileSync(new URL('../../bench/RESULTS.md', import.meta.url), report + '\n')
-progress('written to bench/RESULTS.md')
+if (complete) {
+  writeFileSync(new URL('../../bench/RESULTS.md', import.meta.url), report + '\n')
+  progress('written to bench/RESULTS.md')
+}
 // Client libraries may keep timers or reconnecting sockets alive; the report is written, so end here.
 process.exit(0)
 
-function render(
-  m: ReturnType<typeof machine>,
-  throughput: ThroughputResult[],
-  live: LiveResult[],
-  durable: DurableResult[],
-  cli: CliResult[],
-  durableLatency?: DurableLatency,
-  memory?: {peakMb: number; eventsPerSec: number},
-  sse: SseResult[] = [],
-): string {
-  const args = process.argv.slice(2).join(' ')
-  const out: string[] = [
+function render(list: {row: BenchRow; result: RowResult}[]): string {
+  const out = [
     '# raptor benchmark results',
     '',
-    `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC with \`npm run bench${args ? ` -- ${args}` : ''}\`` +
-      ` on ${m.cores} cores (${m.cpu}), ${m.os}, Node ${m.node}, Redis ${m.redis} (its own redis-server, no persistence).`,
-    `Each figure is the median of ${s.runs} runs${s.quick ? ' (quick mode: fewer events, shorter runs)' : ''}; ` +
-      `payloads are ${s.payloadBytes} bytes of JSON. A shared 2-core machine is noisy: compare ratios within one run.`,
+    header,
+    `The whole run took ${((Date.now() - started) / 60_000).toFixed(1)} min.`,
   ]
-  const targets: string[][] = []
-  const target = (what: string, value: number | undefined, limit: number, higher: boolean) => {
-    const met = value !== undefined && Number.isFinite(value) && (higher ? value >= limit : value <= limit)
-    targets.push([
-      what,
-      `${higher ? '≥' : '≤'} ${limit}×`,
-      value === undefined || !Number.isFinite(value) ? '–' : `${value.toFixed(2)}×`,
-      met ? 'met' : 'NOT met',
-    ])
-  }
-
-  if (throughput.length > 0) {
-    const med = new Map(throughput.map((r) => [r.key, median(r.runs)]))
-    const base = med.get('rawScript')
-    out.push(
-      '',
-      `## Publish throughput (one process, ${s.events} events a run, ${s.window} in flight)`,
-      '',
-      markdownTable(
-        ['case', 'events/s (median)', 'min – max', '× raw script', '× BullMQ add'],
-        throughput.map((r) =>
-          r.skipped
-            ? [r.label, `skipped: ${r.skipped}`, '', '', '']
-            : [
-                r.label,
-                fmt(median(r.runs)),
-                `${fmt(Math.min(...r.runs))} – ${fmt(Math.max(...r.runs))}`,
-                ratio(median(r.runs), base),
-                ratio(median(r.runs), med.get('bullAdd')),
-              ],
-        ),
-      ),
-    )
-    const raptor = med.get('raptorPublish')
-    target('raptor publish vs raw one-script XADD+PUBLISH+HINCRBY', raptor! / base!, 0.7, true)
-    target('raptor publish vs BullMQ Queue.add', raptor! / med.get('bullAdd')!, 3, true)
-  }
-
-  if (live.length > 0) {
-    const rows: string[][] = []
-    const byKey = new Map(live.map((r) => [r.key, r]))
-    for (const r of live) {
-      const raw = byKey.get(`raw${r.rate}`)!
-      const p50 = median(r.runs.map((x) => x.p50))
-      const p99 = median(r.runs.map((x) => x.p99))
-      const lost = r.runs.reduce((n, x) => n + (x.sent - x.received), 0)
-      rows.push([
-        `${fmt(r.rate)}/s`,
-        r.label,
-        fmt(p50, 3),
-        fmt(p99, 3),
-        fmt(median(r.runs.map((x) => x.max)), 3),
-        ratio(p50, median(raw.runs.map((x) => x.p50))),
-        ratio(p99, median(raw.runs.map((x) => x.p99))),
-        `${lost} of ${fmt(r.runs.reduce((n, x) => n + x.sent, 0))}`,
-      ])
-    }
-    out.push(
-      '',
-      `## Live latency (fixed rate for ${s.liveMs / 1000} s; subscriber in its own process; ms from the send timestamp in the payload)`,
-      '',
-      markdownTable(['rate', 'case', 'p50', 'p99', 'max', 'p50 × raw', 'p99 × raw', 'lost (all runs)'], rows),
-    )
-    const r10 = byKey.get('raptor10000')
-    const raw10 = byKey.get('raw10000')
-    if (r10 && raw10) {
-      target(
-        'live p50 at 10k/s vs raw pub/sub',
-        median(r10.runs.map((x) => x.p50)) / median(raw10.runs.map((x) => x.p50)),
-        2,
-        false,
-      )
-      target(
-        'live p99 at 10k/s vs raw pub/sub',
-        median(r10.runs.map((x) => x.p99)) / median(raw10.runs.map((x) => x.p99)),
-        2,
-        false,
-      )
-      const lost = [...live].reduce((n, r) => n + r.runs.reduce((k, x) => k + x.sent - x.received, 0), 0)
-      targets.push([
-        'live events lost (all rates, all runs)',
-        '= 0',
-        String(lost),
-        lost === 0 ? 'met' : 'NOT met',
-      ])
-    }
-  }
-
-  if (durable.length > 0) {
-    const base = median(durable.find((r) => r.key === 'rawConsume')?.runs ?? [])
-    out.push(
-      '',
-      `## Durable consume (${s.events} events already in the stream / queue; one consumer process)`,
-      '',
-      markdownTable(
-        ['case', 'events/s (median)', 'min – max', '× raw XREADGROUP'],
-        durable.map((r) =>
-          r.pending
-            ? [r.label, r.pending, '', '']
-            : [
-                r.label,
-                fmt(median(r.runs)),
-                `${fmt(Math.min(...r.runs))} – ${fmt(Math.max(...r.runs))}`,
-                ratio(median(r.runs), base),
-              ],
-        ),
-      ),
-    )
-    const med = new Map(durable.map((r) => [r.key, median(r.runs)]))
-    target('durable consume vs raw XREADGROUP+XACK+parse', med.get('raptorConsume')! / base, 0.5, true)
-    target('durable consume vs BullMQ Worker', med.get('raptorConsume')! / med.get('bullConsume')!, 4, true)
-  }
-
-  if (durableLatency) {
-    const runs = durableLatency.runs
-    const lost = runs.reduce((n, x) => n + x.sent - x.received, 0)
-    out.push(
-      '',
-      `## Durable end-to-end latency (publish → handler start, ${fmt(durableLatency.rate)}/s for ${s.liveMs / 1000} s, one consumer)`,
-      '',
-      markdownTable(
-        ['case', 'p50 ms', 'p99 ms', 'max ms', 'lost (all runs)'],
-        [
-          [
-            'raptor publish → bus.consume handler',
-            fmt(median(runs.map((x) => x.p50)), 3),
-            fmt(median(runs.map((x) => x.p99)), 3),
-            fmt(median(runs.map((x) => x.max)), 3),
-            `${lost} of ${fmt(runs.reduce((n, x) => n + x.sent, 0))}`,
-          ],
-        ],
-      ),
-    )
-  }
-
-  if (memory) {
-    out.push(
-      '',
-      '## Agent memory under a backlog',
-      '',
-      markdownTable(
-        ['case', 'peak RSS MB', 'events/s'],
-        [
-          [
-            `raptor agent, no-op handler, concurrency 100, ${s.quick ? '20k' : '100k'} queued events`,
-            fmt(memory.peakMb, 1),
-            fmt(memory.eventsPerSec),
-          ],
-        ],
-      ),
-    )
-    targets.push([
-      'agent peak RSS with the backlog',
-      '< 150 MB',
-      `${memory.peakMb.toFixed(1)} MB`,
-      memory.peakMb < 150 ? 'met' : 'NOT met',
-    ])
-  }
-
-  if (cli.length > 0) {
-    const ms = new Map(cli.map((r) => [r.key, r.ms]))
-    out.push(
-      '',
-      `## CLI wall time (${cli[0].tool === 'hyperfine' ? `hyperfine, ${s.cliRuns} runs after 3 warm-ups` : `median of ${s.cliRuns} spawns after 3 warm-ups`})`,
-      '',
-      markdownTable(
-        ['command', 'ms (median)', '× node -e 0', '× minimal oclif publish'],
-        cli.map((r) => [r.label, fmt(r.ms, 1), ratio(r.ms, ms.get('nodeE0')), ratio(r.ms, ms.get('mini'))]),
-      ),
-    )
-    target(
-      '`raptor publish` wall time vs minimal oclif publish',
-      ms.get('raptorPublish')! / ms.get('mini')!,
-      1.3,
-      false,
-    )
-  }
-
-  if (sse.length > 0) {
-    const tail = sse.find((r) => r.key === 'tail')
-    const tailP50 = tail ? median(tail.runs.map((x) => x.p50)) : undefined
-    out.push(
-      '',
-      `## SSE fan-out (1,000 events/s for ${s.liveMs / 1000} s, ${SSE_PAYLOAD_BYTES}-byte payloads; clients in their own process; ms from the send timestamp in the payload)`,
-      '',
-      markdownTable(
-        [
-          'case',
-          'p50 ms',
-          'p99 ms',
-          'max ms',
-          'p50 × tail',
-          'peak RSS MB (server)',
-          'received (all runs)',
-          'clients dropped (all runs)',
-        ],
-        sse.map((r) => {
-          const p50 = median(r.runs.map((x) => x.p50))
-          return [
-            r.label,
-            fmt(p50, 3),
-            fmt(median(r.runs.map((x) => x.p99)), 3),
-            fmt(median(r.runs.map((x) => x.max)), 3),
-            ratio(p50, tailP50),
-            fmt(median(r.runs.map((x) => x.rssMb)), 1),
-            `${fmt(r.runs.reduce((n, x) => n + x.received, 0))} of ${fmt(r.runs.reduce((n, x) => n + x.expected, 0))}`,
-            String(r.runs.reduce((n, x) => n + x.dropped, 0)),
-          ]
-        }),
-      ),
-      '',
-      'Latency is timed on every event of the first 100 clients (the others count theirs). The RSS of the ' +
-        '`raptor tail` row is the tail process; of the SSE rows, the `raptor serve` process. Clients dropped ' +
-        'are counted by the server (`raptor_gateway_clients_dropped_total`): a client that falls more than ' +
-        '`--client-buffer` behind is cut off, so "received" is then below the events sent.',
-    )
-  }
-
-  if (targets.length > 0)
-    out.push('', '## Targets', '', markdownTable(['target', 'limit', 'measured', ''], targets))
+  for (const {row, result} of list) out.push('', `## ${row.title} (\`${row.name}\`)`, '', result.markdown)
+  const targets = list.flatMap(({result}) => result.targets ?? [])
+  if (targets.length > 0) out.push('', '## Targets', '', targetTable(targets))
   return out.join('\n')
+}
+
+function targetTable(targets: Target[]): string {
+  return markdownTable(
+    ['target', 'limit', 'measured', ''],
+    targets.map((t) => [t.what, t.limit, t.measured, t.met === undefined ? '–' : t.met ? 'met' : 'NOT met']),
+  )
+}
+
+/** A row of a partial run goes to bench/results/<row>.md (git-ignored); RESULTS.md is left as it is. */
+function writePartial(row: BenchRow, result: RowResult): void {
+  const dir = new URL('../../bench/results/', import.meta.url)
+  mkdirSync(dir, {recursive: true})
+  const text = [
+    `# ${row.title} (\`${row.name}\`)`,
+    '',
+    header,
+    '',
+    result.markdown,
+    ...(result.targets?.length ? ['', targetTable(result.targets)] : []),
+    '',
+  ].join('\n')
+  writeFileSync(new URL(`${row.name}.md`, dir), text)
+  progress(`written to bench/results/${row.name}.md`)
+}
+
+async function natsVersion(): Promise<string> {
+  try {
+    const {connect} = await import('nats')
+    const nc = await connect({servers: NATS_SERVER, timeout: 1000})
+    const version = nc.info?.version ?? 'unknown'
+    await nc.close()
+    return `${version} on ${NATS_SERVER}`
+  } catch {
+    return `not reachable on ${NATS_SERVER} (its rows are skipped)`
+  }
 }

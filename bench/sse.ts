@@ -13,7 +13,19 @@ import {RaptorBus} from '../src/bus/index.js'
 import {nowMicros} from '../src/cli/histogram.js'
 import {freePort} from '../test/helpers/redis-server.js'
 import type {ClientsReport, ClientsStart} from './sse-clients.js'
-import {payloadMaker, progress, sleep, type Settings} from './lib.js'
+import type {BenchRow} from './harness.js'
+import {
+  fmt,
+  fmtStat,
+  markdownTable,
+  median,
+  payloadMaker,
+  progress,
+  ratio,
+  sleep,
+  stat,
+  type Settings,
+} from './lib.js'
 
 /** Payload of the fan-out rows: small, so that the rows measure fan-out rather than bandwidth. */
 export const SSE_PAYLOAD_BYTES = 100
@@ -171,4 +183,53 @@ export async function runSse(url: string, s: Settings): Promise<SseResult[]> {
     }
   }
   return cases
+}
+
+/** The SSE fan-out row of `npm run bench` (registered in bench/run.ts). */
+export const sseRow: BenchRow = {
+  name: 'sse',
+  title: 'SSE fan-out',
+  async run({url, s}) {
+    const sse = await runSse(url, s)
+    const tail = sse.find((r) => r.key === 'tail')
+    const tailP50 = tail ? median(tail.runs.map((x) => x.p50)) : undefined
+    const st = (r: SseResult, pick: (x: SseRun) => number, digits = 3) =>
+      fmtStat(stat(r.runs.map(pick)), digits)
+    return {
+      markdown: [
+        `1,000 events/s for ${s.liveMs / 1000} s a round, ${SSE_PAYLOAD_BYTES}-byte payloads; clients in their own process; ms from the send timestamp in the payload.`,
+        '',
+        markdownTable(
+          [
+            'case',
+            'p50 ms',
+            'p99 ms',
+            'max ms',
+            'p50 × tail',
+            'peak RSS MB (server)',
+            'received (all rounds)',
+            'clients dropped (all rounds)',
+          ],
+          sse.map((r) => {
+            const p50 = median(r.runs.map((x) => x.p50))
+            return [
+              r.label,
+              st(r, (x) => x.p50),
+              st(r, (x) => x.p99),
+              st(r, (x) => x.max),
+              ratio(p50, tailP50),
+              st(r, (x) => x.rssMb, 1),
+              `${fmt(r.runs.reduce((n, x) => n + x.received, 0))} of ${fmt(r.runs.reduce((n, x) => n + x.expected, 0))}`,
+              String(r.runs.reduce((n, x) => n + x.dropped, 0)),
+            ]
+          }),
+        ),
+        '',
+        'Latency is timed on every event of the first 100 clients (the others count theirs). The RSS of the ' +
+          '`raptor tail` row is the tail process; of the SSE rows, the `raptor serve` process. Clients dropped ' +
+          'are counted by the server (`raptor_gateway_clients_dropped_total`): a client that falls more than ' +
+          '`--client-buffer` behind is cut off, so "received" is then below the events sent.',
+      ].join('\n'),
+    }
+  },
 }

@@ -252,8 +252,9 @@ export class RaptorBus {
 
   /**
    * Publishes many events (each a {@link PublishInput} or a whole CloudEvent) in one pipelined round
-   * trip. All are checked first: when one is invalid (or addressed to an unknown channel), nothing
-   * is written.
+   * trip. All are checked first: when one is invalid, nothing is written; events addressed to an
+   * unknown channel are parked in DLQ routing_error (SPEC §2) and nothing else is written.
+   * @throws RoutingError (for the first unknown channel; every such event was parked)
    */
   async publishMany(inputs: readonly PublishItem[]): Promise<string[]> {
     this.ensureOpen()

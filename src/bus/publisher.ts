@@ -201,7 +201,7 @@ export class Publisher {
     } catch (error) {
       return Promise.reject(error as Error)
     }
-    if (!prepared.spec) return this.park(prepared.event, prepared.json).then((error) => Promise.reject(error))
+    if (!prepared.spec) return this.park([prepared]).then((errors) => Promise.reject(errors[0]))
     const ready = prepared as PreparedEvent
     return new Promise<string>((resolve, reject) => {
       this.waiting.push({prepared: ready, resolve, reject})
@@ -289,11 +289,10 @@ export class Publisher {
         throw error
       }
     }
-    const unknown = prepared.find((p) => !p.spec)
-    if (unknown) {
-      const suggestion = this.ctx.topology.nearest(unknown.event.channel)
-      throw new RoutingError(unknown.event.channel, suggestion, false)
-    }
+    // Events for unknown channels are parked (never silently dropped, SPEC §2); the rest of the
+    // batch is not written, as for any other bad event in it.
+    const unknown = prepared.filter((p) => !p.spec)
+    if (unknown.length > 0) throw (await this.park(unknown))[0]
     return this.write(prepared as PreparedEvent[])
   }
 
@@ -340,21 +339,31 @@ export class Publisher {
     for (const c of fresh) this.registered.add(c)
   }
 
-  /** Parks an event addressed to an unknown channel in DLQ routing_error; returns the error to throw. */
-  private async park(event: RaptorEvent, json: string): Promise<RoutingError> {
+  /**
+   * Parks events addressed to unknown channels in DLQ routing_error, in one round trip; returns
+   * the error to throw for each.
+   */
+  private async park(events: readonly {event: RaptorEvent; json: string}[]): Promise<RoutingError[]> {
     const {redis, keys, topology} = this.ctx
     const known = await redis.smembers(keys.channelRegistry())
-    const suggestion = topology.nearest(event.channel, known)
-    const error = new RoutingError(event.channel, suggestion, true)
-    await redis.raptorPark(
-      keys.dlq(ROUTING_DLQ_CHANNEL, 'routing_error'),
-      keys.stats(ROUTING_DLQ_CHANNEL),
-      json,
-      'routing_error',
-      event.channel,
-      error.message,
-      DLQ_RETENTION_MS,
+    const errors = events.map(
+      ({event}) => new RoutingError(event.channel, topology.nearest(event.channel, known), true),
     )
-    return error
+    const pipeline = scriptPipeline(redis)
+    events.forEach(({event, json}, i) =>
+      pipeline.raptorPark(
+        keys.dlq(ROUTING_DLQ_CHANNEL, 'routing_error'),
+        keys.stats(ROUTING_DLQ_CHANNEL),
+        json,
+        'routing_error',
+        event.channel,
+        errors[i].message,
+        DLQ_RETENTION_MS,
+      ),
+    )
+    const results = (await pipeline.exec()) ?? []
+    const failure = results.find(([error]) => error)?.[0]
+    if (failure) throw failure
+    return errors
   }
 }

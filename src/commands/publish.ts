@@ -83,6 +83,8 @@ Bulk: --ndjson FILE (or - for stdin) publishes one event per line, pipelined. A 
    */
   private async repeat(input: PublishInput, count: number): Promise<undefined> {
     const bus = await this.bus()
+    // The same event N times to an unknown channel: one copy is parked as evidence, not N.
+    if (!bus.topology.resolve(input.channel)) await bus.publish(input)
     const json = this.jsonEnabled()
     const {out} = this
     let written = 0

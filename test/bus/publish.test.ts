@@ -125,6 +125,23 @@ describe('publish', () => {
     expect(await b.redis.exists(b.keys.stream('sys.alert.critcal'))).toBe(0)
   })
 
+  it('publishMany parks every event addressed to an unknown channel and writes none of the batch', async () => {
+    const b = await bus()
+    const error = await b
+      .publishMany([
+        {channel: 'sys.state.update', type: 'ok'},
+        {channel: 'sys.alert.critcal', type: 'fire', payload: {n: 1}},
+        {channel: 'app.nowhere', type: 'fire', payload: {n: 2}},
+      ])
+      .catch((e) => e)
+    expect(error).toBeInstanceOf(RoutingError)
+    expect(error.parked).toBe(true)
+    expect(error.message).toContain("unknown channel 'sys.alert.critcal' (event parked in DLQ routing_error)")
+    const parked = await b.redis.xrange(b.keys.dlq('sys.dlq.routing_error', 'routing_error'), '-', '+')
+    expect(parked.map(([, f]) => JSON.parse(f[f.indexOf('e') + 1]).data)).toEqual([{n: 1}, {n: 2}])
+    expect(await b.redis.exists(b.keys.stream('sys.state.update'))).toBe(0)
+  })
+
   it('publishes many in one pipeline, and nothing when one of them is invalid', async () => {
     const b = await bus()
     const ids = await b.publishMany(

@@ -30,6 +30,21 @@ describe('unknown channels', () => {
     expect(close.stderr).toMatch(/did you mean 'sys\.alert\.warning'\?/)
   })
 
+  it('publish --count and --ndjson from a script park the misrouted events and write nothing else', async () => {
+    const prefix = randomPrefix()
+    const dlq = `${prefix}:ch:{sys.dlq.routing_error}:dlq:routing_error`
+    const count = await runCli(['publish', ...target(prefix), '-c', 'foo', '-t', 'x', '--count', '5000'])
+    expect(count.code).toBe(2)
+    expect(count.stderr).toContain("unknown channel 'foo' (event parked in DLQ routing_error)")
+    expect(await (await bus()).redis.xlen(dlq)).toBe(1)
+    const lines = ['{"channel":"sys.state.update","type":"a"}', '{"channel":"app.nope","type":"b"}']
+    const ndjson = await runCli(['publish', ...target(prefix), '--ndjson', '-'], {input: lines.join('\n')})
+    expect(ndjson.code).toBe(2)
+    expect(ndjson.stderr).toContain("unknown channel 'app.nope' (event parked in DLQ routing_error)")
+    expect(await (await bus()).redis.xlen(dlq)).toBe(2)
+    expect(await keysUnder(prefix)).not.toContain(`${prefix}:ch:{sys.state.update}:stream`)
+  })
+
   it('a typo typed at a terminal is exit 2 and parks nothing', async () => {
     const prefix = randomPrefix()
     const r = await runInPty(['publish', ...target(prefix), '-c', 'sys.alert.warnin', '-t', 'x'], {
