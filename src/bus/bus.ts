@@ -22,6 +22,7 @@ import {
   type ConnectionOptions,
 } from './connection.js'
 import {ClosedError, InvalidInputError, type MalformedEntryError} from './errors.js'
+import {mergeTls} from './tls.js'
 import {
   payloadSchemas,
   type CloudEventInput,
@@ -220,6 +221,7 @@ export class RaptorBus {
       schemas: payloadSchemas(fileConfig.schemas, options.schemas),
       maxPayloadBytes: options.maxPayloadBytes ?? fileConfig.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
       source: options.source ?? 'raptorbus',
+      tls: mergeTls(options.tls, fileConfig.tls),
     }
     // Build the topology before connecting so that a bad config fails without touching Redis.
     new Topology(merged.channels)

@@ -1,11 +1,12 @@
 import {existsSync, readFileSync} from 'node:fs'
-import {resolve} from 'node:path'
+import {dirname, resolve} from 'node:path'
 import {pathToFileURL} from 'node:url'
 
 import {RETENTION_BOUNDS, type ChannelConfig} from './channels.js'
 import {parseDuration} from './durations.js'
 import {ConfigError} from './errors.js'
 import {formatIssues, toIssues, type PayloadSchema, type PayloadSchemas} from './envelope.js'
+import type {TlsFiles} from './tls.js'
 
 /** Default limit on a payload's serialized size: 1 MiB. */
 export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
@@ -28,6 +29,11 @@ export interface RaptorConfig {
   schemas?: Record<string, PayloadSchema>
   /** Largest payload accepted, in bytes. @defaultValue 1 MiB */
   maxPayloadBytes?: number
+  /**
+   * TLS files for a `rediss://` URL (paths relative to the config file), below the `--tls-*` flags,
+   * their environment variables and a context.
+   */
+  tls?: TlsFiles
 }
 
 /** The config file's shape; built on first use so that zod is loaded only when there is a config. */
@@ -41,6 +47,15 @@ const configFileSchema = (z: typeof import('zod').z) =>
         .optional(),
       schemas: z.record(z.string(), z.unknown()).optional(),
       maxPayloadBytes: z.number().int().positive().optional(),
+      tls: z
+        .object({
+          ca: z.string().optional(),
+          cert: z.string().optional(),
+          key: z.string().optional(),
+          servername: z.string().optional(),
+        })
+        .strict()
+        .optional(),
     })
     .strict()
 
@@ -191,5 +206,14 @@ export async function loadConfig(path: string | undefined, cwd = process.cwd()):
       )
     }
   }
-  return {...config, schemas}
+  // TLS files are relative to the config file, wherever raptor runs from.
+  const tls = config.tls && {
+    ...config.tls,
+    ...Object.fromEntries(
+      (['ca', 'cert', 'key'] as const)
+        .filter((k) => config.tls?.[k] !== undefined)
+        .map((k) => [k, resolve(dirname(file), config.tls![k]!)]),
+    ),
+  }
+  return {...config, schemas, ...(tls ? {tls} : {})}
 }

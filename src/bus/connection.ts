@@ -1,11 +1,10 @@
-import {isIP, connect as netConnect} from 'node:net'
-import {connect as tlsConnect, type ConnectionOptions as TlsOptions} from 'node:tls'
 import {formatWithOptions} from 'node:util'
 
 import createDebug from 'debug'
 import {Redis, type RedisOptions} from 'ioredis'
 
 import {ConnectionError, InvalidInputError} from './errors.js'
+import {tlsDiagnosis, tlsFor, type TlsOptions} from './tls.js'
 import {parseRedisUrl, redactText, redactUrl, secretsOf, type RedisUrl} from './url.js'
 
 export {redactUrl} from './url.js'
@@ -54,10 +53,12 @@ export interface ConnectionOptions {
    */
   reconnect?: boolean
   /**
-   * TLS options for a `rediss://` URL (CA, client certificate and key, server name), e.g. from a
-   * context; `rediss://` alone uses the system CAs. Ignored for `redis://`.
+   * TLS options for a `rediss://` URL: `ca` (PEM) to trust instead of the system CAs, a client
+   * `cert` and `key` (PEM) for servers that require one (mutual TLS), and the `servername` to check
+   * the certificate against when it is not the host. `rediss://` alone uses the system CAs. Given
+   * with a plain `redis://` URL, they are an `InvalidInputError` (never a silent plain connection).
    */
-  tls?: Pick<TlsOptions, 'ca' | 'cert' | 'key' | 'servername'>
+  tls?: TlsOptions
   /**
    * Told when the link to Redis is lost and when it is back (long-lived connections only; a one-shot
    * connection fails instead). A bus folds all its connections into one link: `lost` when the first
@@ -97,65 +98,6 @@ function describe(error: unknown, secrets: string[]): string {
   return redactText(text, secrets)
 }
 
-/** Errors of a TLS handshake (as opposed to a refused or unreachable port). */
-const TLS_ERROR =
-  /SSL|TLS|certificate|CERT_|self.signed|secure TLS connection|wrong version number|handshake/i
-const CERT_ERROR = /CERT|certificate|self.signed|UNABLE_TO_VERIFY|altname/i
-
-/** True when something at host:port answers a plain RESP PING (a plain-text Redis). */
-function speaksPlainRedis(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = netConnect({host, port})
-    const done = (result: boolean) => {
-      socket.destroy()
-      resolve(result)
-    }
-    socket.setTimeout(timeoutMs, () => done(false))
-    socket.once('error', () => done(false))
-    socket.once('connect', () => socket.write('PING\r\n'))
-    socket.once('data', (data) => done(data[0] === 0x2b /* + */ || data[0] === 0x2d /* - */))
-  })
-}
-
-/** True when host:port completes a TLS handshake (certificate not checked: only the protocol). */
-function speaksTls(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = tlsConnect({
-      host,
-      port,
-      rejectUnauthorized: false,
-      ...(isIP(host) ? {} : {servername: host}),
-    })
-    const done = (result: boolean) => {
-      socket.destroy()
-      resolve(result)
-    }
-    socket.setTimeout(timeoutMs, () => done(false))
-    socket.once('error', () => done(false))
-    socket.once('secureConnect', () => done(true))
-  })
-}
-
-/** Names a TLS mismatch (rediss:// to a plain port, redis:// to a TLS port), when that is what failed. */
-async function tlsDiagnosis(url: RedisUrl, error: unknown): Promise<string | undefined> {
-  const code = (error as NodeJS.ErrnoException)?.code ?? ''
-  if (/ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH/.test(code)) return undefined
-  const {host, port} = url.endpoints[0]
-  const text = `${code} ${(error as Error)?.message ?? ''}`
-  if (url.tls) {
-    if (await speaksPlainRedis(host, port))
-      return `TLS handshake with ${host}:${port} failed: the server there speaks plain Redis, not TLS; use redis:// instead of rediss://`
-    if (CERT_ERROR.test(text))
-      return `TLS handshake with ${host}:${port} failed: the server's certificate is not trusted (${describe(error, [])}); trust its CA with NODE_EXTRA_CA_CERTS=ca.pem`
-    if (TLS_ERROR.test(text))
-      return `TLS handshake with ${host}:${port} failed (${describe(error, [])}): check that the port serves TLS`
-    return undefined
-  }
-  if (await speaksTls(host, port))
-    return `the server at ${host}:${port} expects TLS: use rediss:// instead of redis://`
-  return undefined
-}
-
 /** Wraps a failure to reach Redis in a ConnectionError with a hint of what to do. */
 export function connectionError(url: string, error: unknown, diagnosis?: string): ConnectionError {
   const safeUrl = redactUrl(url)
@@ -173,16 +115,16 @@ export function connectionError(url: string, error: unknown, diagnosis?: string)
 }
 
 /** ioredis options for a parsed URL (the URL itself never reaches ioredis, so its errors hold no password). */
-function redisOptions(url: RedisUrl): RedisOptions {
+function redisOptions(url: RedisUrl, tlsOptions: TlsOptions | undefined): RedisOptions {
   const {host, port} = url.endpoints[0]
+  const tls = tlsFor(url, tlsOptions)
   return {
     host,
     port,
     username: url.username,
     password: url.password,
     ...(url.family ? {family: url.family} : {}),
-    // SNI takes a host name only (an IP address there is deprecated).
-    ...(url.tls ? {tls: isIP(host) ? {} : {servername: host}} : {}),
+    ...(tls ? {tls} : {}),
   }
 }
 
@@ -256,10 +198,8 @@ export async function openConnection(
   guardDebugOutput(secretsOf(raw))
   const commandTimeout = options.commandTimeoutMs ?? (oneShot ? 5000 : undefined)
   let everReady = false
-  const base = redisOptions(url)
   const redis = new Redis({
-    ...base,
-    ...(url.tls && options.tls ? {tls: {...base.tls, ...options.tls}} : {}),
+    ...redisOptions(url, options.tls),
     lazyConnect: true,
     connectTimeout: timeout,
     connectionName: clientName,
@@ -293,7 +233,7 @@ export async function openConnection(
     closing.add(redis)
     redis.disconnect()
     const cause = lastError ?? error
-    throw connectionError(raw, cause, await tlsDiagnosis(url, cause))
+    throw connectionError(raw, cause, await tlsDiagnosis(url, cause, options.tls))
   } finally {
     clearTimeout(timer)
   }

@@ -1,14 +1,15 @@
-import {existsSync, readFileSync} from 'node:fs'
+import {existsSync} from 'node:fs'
 import {format} from 'node:util'
 
 import {Command, Flags, type Interfaces} from '@oclif/core'
 
 import type {BusOptions, RaptorBus} from '../bus/bus.js'
 import {CONFIG_FILE_NAMES} from '../bus/config.js'
-import {InvalidInputError} from '../bus/errors.js'
+import {readTlsFiles, type TlsFiles, type TlsNames, type TlsOptions} from '../bus/tls.js'
 import {hasPassword, redactText, secretsOf} from '../bus/url.js'
 import {selectContext, type Context} from './contexts.js'
 import {ExitCode, exitCodeFor} from './exit-codes.js'
+import {tlsFlags} from './flags.js'
 import {shareModules} from './share-modules.js'
 import {stdoutWriter, type OutputWriter} from './writer.js'
 
@@ -143,6 +144,7 @@ export abstract class BaseCommand<T extends typeof Command> extends LocalCommand
       env: 'RAPTOR_CONTEXT',
       helpGroup: 'GLOBAL',
     }),
+    ...tlsFlags,
   }
 
   declare protected flags: BaseFlags<T>
@@ -186,12 +188,45 @@ export abstract class BaseCommand<T extends typeof Command> extends LocalCommand
     return {
       redisUrl: this.flags['redis-url'] ?? ctx?.redisUrl,
       prefix: this.flags.prefix ?? ctx?.prefix,
-      ...(ctx && (ctx.tlsCa || ctx.tlsCert || ctx.tlsKey || ctx.tlsServername) ? {tls: contextTls(ctx)} : {}),
+      tls: this.tlsOptions(),
       config: this.flags.config ?? true,
       source: 'raptor-cli',
       reconnect: false,
       ...extra,
     }
+  }
+
+  /**
+   * The TLS options of the flags, their environment variables and the context in force, per
+   * setting (a client certificate and its key as one), their files read and checked. Settings they
+   * leave out come from the config file's `tls`, when it has one.
+   * @throws InvalidInputError naming the flag, variable or context whose file cannot be read or used
+   */
+  protected tlsOptions(): TlsOptions | undefined {
+    const ctx = this.context
+    const given = (flag: string) => this.argv.some((a) => a === flag || a.startsWith(flag + '='))
+    const files: TlsFiles = {}
+    const names = {} as TlsNames
+    const settings = [
+      ['ca', 'tls-ca', 'RAPTOR_TLS_CA', ctx?.context.tlsCa],
+      ['cert', 'tls-cert', 'RAPTOR_TLS_CERT', ctx?.context.tlsCert],
+      ['key', 'tls-key', 'RAPTOR_TLS_KEY', ctx?.context.tlsKey],
+      ['servername', 'tls-servername', 'RAPTOR_TLS_SERVERNAME', ctx?.context.tlsServername],
+    ] as const
+    // The client certificate and key come from one place: the flags/env that give either, else the context.
+    const pairFromFlags = this.flags['tls-cert'] !== undefined || this.flags['tls-key'] !== undefined
+    for (const [setting, flag, env, fromContext] of settings) {
+      const fromFlags = this.flags[flag]
+      const pair = setting === 'cert' || setting === 'key'
+      if (fromFlags !== undefined && fromFlags !== '') {
+        files[setting] = fromFlags
+        names[setting] = given(`--${flag}`) ? `--${flag}` : env
+      } else if (fromContext !== undefined && !(pair && pairFromFlags)) {
+        files[setting] = fromContext
+        names[setting] = `${flag} of context ${ctx!.name}`
+      } else names[setting] = `--${flag}`
+    }
+    return Object.keys(files).length === 0 ? undefined : readTlsFiles(files, names)
   }
 
   /** The bus, connected on first use and closed when the command ends. */
@@ -208,25 +243,5 @@ export abstract class BaseCommand<T extends typeof Command> extends LocalCommand
       await bus?.close()
     }
     return super.finally(error)
-  }
-}
-
-/** The TLS options of a context: its files read, for ioredis. */
-function contextTls(ctx: Context): NonNullable<BusOptions['tls']> {
-  const read = (file: string | undefined, what: string) => {
-    if (file === undefined) return undefined
-    try {
-      return readFileSync(file)
-    } catch (error) {
-      throw new InvalidInputError(
-        `cannot read the ${what} file ${file} of the context (${(error as NodeJS.ErrnoException).code}): fix it with raptor context add NAME --force …`,
-      )
-    }
-  }
-  return {
-    ca: read(ctx.tlsCa, 'TLS CA'),
-    cert: read(ctx.tlsCert, 'TLS certificate'),
-    key: read(ctx.tlsKey, 'TLS key'),
-    servername: ctx.tlsServername,
   }
 }
