@@ -148,7 +148,9 @@ export class LiveHub {
       this.dispatch(liveChannel, message, space, streamId)
     }
     conn.on('message', receive)
-    conn.on('pmessage', (_pattern: string, liveChannel: string, message: string) => receive(liveChannel, message))
+    conn.on('pmessage', (_pattern: string, liveChannel: string, message: string) =>
+      receive(liveChannel, message),
+    )
     let down = false
     conn.on('close', () => (down = true))
     conn.on('ready', () => {
