@@ -35,6 +35,7 @@ export const DRYRUN_ARGS: Record<string, string[]> = {
   PSUBSCRIBE: ['C*'],
   XADD: ['K', '*', 'f', 'v'],
   XRANGE: ['K', '-', '+'],
+  XREVRANGE: ['K', '+', '-'],
   XLEN: ['K'],
   XDEL: ['K', '1-0'],
   XACK: ['K', 'g', '1-0'],
@@ -69,13 +70,27 @@ export const DRYRUN_ARGS: Record<string, string[]> = {
 const CLIENT_COMMANDS: Record<string, string[]> = {
   publish: ['EVALSHA', 'SCRIPT', 'SADD', 'PUBLISH'],
   agent: ['EVALSHA', 'XREADGROUP', 'XGROUP', 'XAUTOCLAIM', 'XPENDING', 'XINFO'],
-  read: ['XRANGE', 'XINFO', 'XLEN', 'SMEMBERS', 'HGETALL', 'SCAN', 'SUBSCRIBE', 'PSUBSCRIBE', 'INFO', 'TIME'],
+  read: [
+    'XRANGE',
+    'XINFO',
+    'XLEN',
+    'SMEMBERS',
+    'HGETALL',
+    'SCAN',
+    'SUBSCRIBE',
+    'PSUBSCRIBE',
+    'INFO',
+    'TIME',
+    'EVALSHA',
+  ],
   dlq: ['XRANGE', 'XDEL', 'EVALSHA'],
 }
 
-/** Which role runs a script: publishing, a requeue, or (all the others) an agent consuming. */
+/** Which role runs a script: publishing, reading (get), a requeue, or (all the others) an agent consuming. */
 function roleOf(script: string): string {
-  return script === 'publish' ? 'publish' : /^(requeue|republish)$/.test(script) ? 'dlq' : 'agent'
+  if (script === 'publish') return 'publish'
+  if (script === 'find') return 'read'
+  return /^(requeue|republish)$/.test(script) ? 'dlq' : 'agent'
 }
 
 /** The Redis commands a Lua script calls (`redis.call('XADD', …)`), upper-cased. */
