@@ -1,7 +1,5 @@
 import {randomUUID} from 'node:crypto'
 
-import type {Redis} from 'ioredis'
-
 import {
   DLQ_REASONS,
   DLQ_RETENTION_MS,
@@ -12,6 +10,7 @@ import {
   type ChannelConfig,
   type ChannelSpec,
 } from './channels.js'
+import {anySlotPipeline, dbOf, isCluster, type RedisClient} from './cluster.js'
 import {DEFAULT_MAX_PAYLOAD_BYTES, loadConfig, type RaptorConfig} from './config.js'
 import {
   DEFAULT_REDIS_URL,
@@ -136,7 +135,7 @@ export class RaptorBus {
   private metricsReader?: Promise<MetricsReader>
   private dlqImpl?: Promise<Dlq>
   private live?: Promise<LiveHub>
-  private subConn?: Redis
+  private subConn?: RedisClient
   private replies?: Replies
   private readonly consumers = new Set<Consumer>()
   private closed = false
@@ -148,7 +147,7 @@ export class RaptorBus {
       BusOptions,
   ) {
     // The database the command connection is on (pub/sub names carry it: pub/sub ignores databases).
-    this.keys = new Keys(options.prefix, redis.options.db ?? 0)
+    this.keys = new Keys(options.prefix, dbOf(redis))
     this.topology = new Topology(options.channels)
     this.history = new History(redis, this.keys, this.topology)
     this.publisher = new Publisher({
@@ -231,6 +230,8 @@ export class RaptorBus {
         ? await adoptConnection(options.redis, merged)
         : await openConnection(merged, `${prefix}:cmd`),
     )
+    // Detected once: the bus's other connections (live, consumers) are of the same kind.
+    merged.cluster = isCluster(redis)
     return new RaptorBus(redis, merged)
   }
 
@@ -442,7 +443,7 @@ export class RaptorBus {
   async channels(): Promise<ChannelInfo[]> {
     this.ensureOpen()
     const names = await this.history.knownChannels()
-    const pipeline = this.redis.pipeline()
+    const pipeline = anySlotPipeline(this.redis)
     for (const name of names) {
       pipeline.xlen(this.keys.stream(name))
       pipeline.xrevrange(this.keys.stream(name), '+', '-', 'COUNT', 1)

@@ -1,13 +1,15 @@
 import {formatWithOptions} from 'node:util'
 
 import createDebug from 'debug'
-import {Redis, type RedisOptions} from 'ioredis'
+import {Cluster, Redis, type ClusterOptions, type RedisOptions} from 'ioredis'
 
-import {ConnectionError, InvalidInputError} from './errors.js'
+import {isCluster, type RedisClient} from './cluster.js'
+import {ConnectionError, InvalidInputError, RaptorError} from './errors.js'
 import {tlsDiagnosis, tlsFor, type TlsOptions} from './tls.js'
 import {parseRedisUrl, redactText, redactUrl, secretsOf, type RedisUrl} from './url.js'
 
 export {redactUrl} from './url.js'
+export type {RedisClient} from './cluster.js'
 
 /** Default Redis URL. */
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379/0'
@@ -29,7 +31,8 @@ export interface ConnectionOptions {
   /**
    * `redis://[[user]:password@]host[:port][/db]`, or `rediss://` for TLS. A password may hold `/`
    * unencoded; `?password=` works too. A malformed URL, an unsupported scheme or a database the
-   * server lacks is an `InvalidInputError` before anything is sent.
+   * server lacks is an `InvalidInputError` before anything is sent. For a Redis Cluster, the URL of
+   * any node is enough (cluster mode is detected), or several seeds: `redis://n1:7000,n2:7001`.
    * @defaultValue `redis://127.0.0.1:6379/0`
    */
   redisUrl?: string
@@ -38,7 +41,12 @@ export interface ConnectionOptions {
    * on it and makes the other connections it needs (live subscriber, blocking reads) with
    * `duplicate()`. It must not have a `keyPrefix` (use the bus's `prefix`). `close()` leaves it open.
    */
-  redis?: Redis
+  redis?: RedisClient
+  /**
+   * Redis Cluster: `true` uses a cluster client, `false` a single-server one; unset, it is detected
+   * (a URL with several hosts is a cluster; one host is asked `INFO cluster`).
+   */
+  cluster?: boolean
   /** How long the first connection may take before `connect` fails. @defaultValue 3000 */
   connectTimeoutMs?: number
   /**
@@ -87,7 +95,7 @@ export function guardDebugOutput(secrets: Iterable<string>): void {
 }
 
 /** Connections being closed on purpose: their `close` is not a loss. */
-const closing = new WeakSet<Redis>()
+const closing = new WeakSet<RedisClient>()
 
 function describe(error: unknown, secrets: string[]): string {
   const e = error as NodeJS.ErrnoException
@@ -150,7 +158,7 @@ async function selectDb(redis: Redis, url: RedisUrl): Promise<void> {
 let connectionIds = 0
 
 /** Reports losses and recoveries of one connection, once per transition. */
-function watch(redis: Redis, name: string, report: (change: ConnectionChange) => void): void {
+function watch(redis: RedisClient, name: string, report: (change: ConnectionChange) => void): void {
   const connectionId = ++connectionIds
   let down = false
   let lastError: unknown
@@ -184,7 +192,7 @@ export async function openConnection(
   options: ConnectionOptions,
   clientName?: string,
   extra: RedisOptions = {},
-): Promise<Redis> {
+): Promise<RedisClient> {
   const timeout = options.connectTimeoutMs ?? 3000
   const oneShot = options.reconnect === false
   if (options.redis) {
@@ -196,6 +204,8 @@ export async function openConnection(
   const raw = options.redisUrl ?? DEFAULT_REDIS_URL
   const url = parseRedisUrl(raw)
   guardDebugOutput(secretsOf(raw))
+  if (options.cluster === true || (options.cluster === undefined && url.endpoints.length > 1))
+    return openCluster(options, url, raw, clientName, extra)
   const commandTimeout = options.commandTimeoutMs ?? (oneShot ? 5000 : undefined)
   let everReady = false
   const redis = new Redis({
@@ -238,24 +248,172 @@ export async function openConnection(
     clearTimeout(timer)
   }
   try {
+    if (options.cluster === undefined && (await clusterEnabled(redis))) {
+      await assertServing(redis, url, raw)
+      closing.add(redis)
+      redis.disconnect()
+      return openCluster(options, url, raw, clientName, extra)
+    }
     await selectDb(redis, url)
   } catch (error) {
     closing.add(redis)
     redis.disconnect()
-    throw error
+    if (error instanceof RaptorError) throw error
+    // The connection dropped right after it was up (a TLS server refusing the client certificate).
+    throw connectionError(raw, error, await tlsDiagnosis(url, error, options.tls))
   }
   if (options.onConnectionChange && !oneShot) watch(redis, clientName ?? 'redis', options.onConnectionChange)
   return redis
 }
 
+/**
+ * True when the server is a Redis Cluster node: `INFO cluster` says `cluster_enabled:1`. A user
+ * whose ACL denies INFO is asked `CLUSTER INFO` instead; denied both, the server is taken as a
+ * single one (`--cluster` / `RAPTOR_CLUSTER=1` says otherwise).
+ */
+async function clusterEnabled(redis: Redis): Promise<boolean> {
+  // Only a refusal by the server (a reply) means "ask otherwise"; a lost connection is an error.
+  const refused = (error: unknown) => {
+    if ((error as Error)?.name !== 'ReplyError') throw error
+  }
+  try {
+    return /^cluster_enabled:1\b/m.test(await redis.info('cluster'))
+  } catch (error) {
+    refused(error)
+    try {
+      await redis.call('CLUSTER', 'INFO')
+      return true
+    } catch (again) {
+      refused(again)
+      return false
+    }
+  }
+}
+
+/**
+ * A cluster node that says `cluster_state:fail` (slots never assigned, or a master down with no
+ * replica to take over) serves no command: say so rather than time out. Unchecked when this user
+ * may not run CLUSTER INFO.
+ * @throws ConnectionError naming the state and the slots assigned
+ */
+async function assertServing(redis: Redis, url: RedisUrl, raw: string): Promise<void> {
+  const info = (await redis.call('CLUSTER', 'INFO').catch(() => '')) as string
+  const state = /^cluster_state:(\w+)/m.exec(info)?.[1]
+  if (state === undefined || state === 'ok') return
+  const assigned = /^cluster_slots_assigned:(\d+)/m.exec(info)?.[1] ?? '?'
+  const {host, port} = url.endpoints[0]
+  throw new ConnectionError(
+    `the Redis Cluster at ${host}:${port} is not serving (cluster_state:${state}, ${assigned} of 16384 slots assigned): assign every slot (redis-cli --cluster create …, or --cluster fix) and wait for cluster_state:ok`,
+    {url: redactUrl(raw)},
+  )
+}
+
+/**
+ * Opens a Redis Cluster client from the URL's seeds and waits until it knows every slot. Commands
+ * go to the master owning their key (`scaleReads: 'master'`: reads see the latest write). The same
+ * guarantees as one server: the first connect fails within `connectTimeoutMs` naming the seeds,
+ * one-shot commands fail after `commandTimeoutMs`, long-lived clients reconnect with backoff.
+ * @throws InvalidInputError for a database other than 0 (a cluster has only database 0)
+ */
+async function openCluster(
+  options: ConnectionOptions,
+  url: RedisUrl,
+  raw: string,
+  clientName: string | undefined,
+  extra: RedisOptions,
+): Promise<Cluster> {
+  if (url.db !== 0)
+    throw new InvalidInputError(
+      `database ${url.db} in '${url.redacted}': a Redis Cluster has only database 0; drop the /${url.db} from the URL`,
+      {url: url.redacted, db: url.db},
+    )
+  const timeout = options.connectTimeoutMs ?? 3000
+  const oneShot = options.reconnect === false
+  const commandTimeout = options.commandTimeoutMs ?? (oneShot ? 5000 : undefined)
+  let everReady = false
+  // The TLS options checked as for one server; each node is its own host, so the server name
+  // comes from its address unless one is given.
+  const checked = tlsFor(url, options.tls)
+  const tls = checked && {...checked, servername: options.tls?.servername}
+  if (tls && tls.servername === undefined) delete tls.servername
+  const clusterOptions: ClusterOptions = {
+    lazyConnect: true,
+    scaleReads: 'master',
+    enableReadyCheck: true,
+    slotsRefreshTimeout: Math.min(timeout, 2000),
+    clusterRetryStrategy: (times) => {
+      if (!everReady || oneShot) return null
+      return Math.min(50 * 2 ** Math.min(times, 6), 2000)
+    },
+    // Nodes are reached by the addresses the cluster announces; with TLS, keep them as given so
+    // that the certificates' names match (ioredis's advice for TLS clusters).
+    ...(url.tls ? {dnsLookup: (address, callback) => callback(null, address)} : {}),
+    redisOptions: {
+      username: url.username,
+      password: url.password,
+      ...(url.family ? {family: url.family} : {}),
+      ...(tls ? {tls} : {}),
+      connectTimeout: timeout,
+      connectionName: clientName,
+      enableAutoPipelining: false,
+      maxRetriesPerRequest: oneShot ? 0 : null,
+      ...(commandTimeout ? {commandTimeout} : {}),
+      ...extra,
+    },
+  }
+  const cluster = new Cluster(url.endpoints, clusterOptions)
+  let lastError: unknown
+  // A seed that is a single server (not a cluster node) is named as such, whatever the others said.
+  let notCluster = false
+  const seen = (error: unknown) => {
+    lastError = error
+    if (/cluster support disabled/i.test(String((error as Error)?.message))) notCluster = true
+  }
+  cluster.on('error', seen)
+  cluster.on('node error', seen)
+  let timer: NodeJS.Timeout | undefined
+  try {
+    await Promise.race([
+      cluster.connect(),
+      new Promise((_, reject) => {
+        timer = setTimeout(
+          () => reject(Object.assign(new Error('connect timed out'), {code: 'ETIMEDOUT'})),
+          timeout,
+        )
+      }),
+    ])
+    everReady = true
+  } catch (error) {
+    closing.add(cluster)
+    cluster.disconnect()
+    const cause = (lastError as {lastNodeError?: unknown})?.lastNodeError ?? lastError ?? error
+    if (notCluster || /cluster support disabled/i.test(String((cause as Error)?.message)))
+      throw new InvalidInputError(
+        `'${url.redacted}' is not a Redis Cluster (cluster support disabled on the server): give one host, or drop --cluster / RAPTOR_CLUSTER`,
+        {url: url.redacted},
+      )
+    throw connectionError(raw, cause, await tlsDiagnosis(url, cause, options.tls))
+  } finally {
+    clearTimeout(timer)
+  }
+  if (options.onConnectionChange && !oneShot)
+    watch(cluster, clientName ?? 'redis', options.onConnectionChange)
+  return cluster
+}
+
 /** Where a client points, for messages (no password). */
-function clientUrl(client: Redis): string {
+function clientUrl(client: RedisClient): string {
+  if (isCluster(client))
+    return `redis://${client
+      .nodes('master')
+      .map((n) => `${n.options.host}:${n.options.port}`)
+      .join(',')}`
   const {host, port, db} = client.options
   return `redis://${host ?? '127.0.0.1'}:${port ?? 6379}/${db ?? 0}`
 }
 
 /** Waits until a client is ready (connecting it when it was created with `lazyConnect`). */
-async function ready(client: Redis, timeoutMs: number): Promise<Redis> {
+async function ready<C extends RedisClient>(client: C, timeoutMs: number): Promise<C> {
   if (client.status === 'ready') return client
   let timer: NodeJS.Timeout | undefined
   let onReady: (() => void) | undefined
@@ -281,8 +439,10 @@ async function ready(client: Redis, timeoutMs: number): Promise<Redis> {
 }
 
 /** One more connection like an application's client. */
-async function duplicate(client: Redis, timeoutMs: number, extra: RedisOptions): Promise<Redis> {
-  const copy = client.duplicate(extra)
+async function duplicate(client: RedisClient, timeoutMs: number, extra: RedisOptions): Promise<RedisClient> {
+  const copy = isCluster(client)
+    ? client.duplicate(undefined, {redisOptions: {...client.options.redisOptions, ...extra}})
+    : client.duplicate(extra)
   // Errors after it is up are handled by its reconnecting; keep them from crashing the process.
   copy.on('error', () => {})
   try {
@@ -297,7 +457,7 @@ async function duplicate(client: Redis, timeoutMs: number, extra: RedisOptions):
  * Takes an application's ioredis client as the bus's command connection, once it is ready.
  * @throws InvalidInputError when it has a `keyPrefix`; ConnectionError when it does not become ready
  */
-export async function adoptConnection(client: Redis, options: ConnectionOptions): Promise<Redis> {
+export async function adoptConnection(client: RedisClient, options: ConnectionOptions): Promise<RedisClient> {
   if (client.options.keyPrefix)
     throw new InvalidInputError(
       `the ioredis client given to RaptorBus.connect has keyPrefix '${client.options.keyPrefix}': remove it and pass the bus option prefix instead`,
@@ -309,7 +469,7 @@ export async function adoptConnection(client: Redis, options: ConnectionOptions)
  * Closes a connection: QUIT when it is up (so that pending replies arrive first), but never waits
  * more than `timeoutMs` for a Redis that is gone.
  */
-export async function closeConnection(conn: Redis, timeoutMs = 1000): Promise<void> {
+export async function closeConnection(conn: RedisClient, timeoutMs = 1000): Promise<void> {
   closing.add(conn)
   if (conn.status !== 'ready') {
     conn.disconnect()

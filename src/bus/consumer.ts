@@ -2,9 +2,8 @@ import {randomBytes} from 'node:crypto'
 import {hostname} from 'node:os'
 import {setTimeout as delay} from 'node:timers/promises'
 
-import type {Redis} from 'ioredis'
-
 import {HEARTBEAT_CHANNEL, channelMatcher, isPattern} from './channels.js'
+import type {RedisClient} from './cluster.js'
 import {openConnection, type ConnectionOptions} from './connection.js'
 import {AckBatcher} from './consumer-acks.js'
 import {processGate} from './consumer-gate.js'
@@ -96,7 +95,7 @@ export class Consumer {
   private readonly leases: LeaseKeeper
   private readonly handling: Handling
   private readonly gate = processGate()
-  private block?: Redis
+  private block?: RedisClient
   private blockClientId?: number
   private stopping = false
   private readonly stopTaking = new AbortController()

@@ -7,6 +7,7 @@ import {
   channelMatcher,
   type DlqReason,
 } from './channels.js'
+import {anySlotPipeline} from './cluster.js'
 import {InvalidInputError, RaptorError, RoutingError} from './errors.js'
 import {isChannelName, parseEnvelope, type PublishInput, type RaptorEvent} from './envelope.js'
 import type {History} from './history.js'
@@ -335,7 +336,7 @@ export class Dlq {
   private async windowEnds(filter: DlqFilter): Promise<Map<string, string>> {
     const {redis, keys} = this.ctx
     const streamKeys = (await this.streams(filter)).map(({channel, reason}) => keys.dlq(channel, reason))
-    const pipeline = redis.pipeline()
+    const pipeline = anySlotPipeline(redis)
     for (const key of streamKeys) pipeline.xrevrange(key, '+', '-', 'COUNT', 1)
     const results = (await pipeline.exec()) ?? []
     const ends = new Map<string, string>()
@@ -482,7 +483,7 @@ export class Dlq {
     for (const id of ids) if (!isShortDlqId(id)) out.set(id, [id])
     if (short.length === 0) return out
     const pairs = await this.streams({})
-    const pipeline = redis.pipeline()
+    const pipeline = anySlotPipeline(redis)
     for (const id of short) for (const p of pairs) pipeline.xrange(keys.dlq(p.channel, p.reason), id, id)
     const replies = (await pipeline.exec()) ?? []
     short.forEach((id, i) => {
@@ -502,7 +503,7 @@ export class Dlq {
   async depths(): Promise<{channel: string; reason: DlqReason; depth: number}[]> {
     const {redis, keys} = this.ctx
     const pairs = await this.streams({})
-    const pipeline = redis.pipeline()
+    const pipeline = anySlotPipeline(redis)
     for (const p of pairs) pipeline.xlen(keys.dlq(p.channel, p.reason))
     const results = (await pipeline.exec()) ?? []
     return pairs.map((p, i) => ({...p, depth: Number(results[i]?.[1] ?? 0)})).filter((p) => p.depth > 0)

@@ -1,5 +1,4 @@
-import type {Redis} from 'ioredis'
-
+import type {RedisClient} from './cluster.js'
 import type {Keys} from './keys.js'
 import {idTime} from './stream-ids.js'
 import type {BusMetrics} from './metrics.js'
@@ -73,7 +72,7 @@ function lastDelivered(reply: unknown): Map<string, string> {
  * so they are not flagged even without heartbeats.
  */
 export async function stalledCheck(
-  redis: Redis,
+  redis: RedisClient,
   keys: Keys,
   metrics: BusMetrics,
   agents: readonly AgentInfo[],
@@ -155,7 +154,7 @@ function infoField(info: string, field: string): string {
 }
 
 /** Reads the registered agents and flags the stale ones, by Redis server time. */
-export async function readAgents(redis: Redis, keys: Keys, now: number): Promise<AgentInfo[]> {
+export async function readAgents(redis: RedisClient, keys: Keys, now: number): Promise<AgentInfo[]> {
   const raw = await redis.hgetall(keys.agents())
   const agents: AgentInfo[] = []
   for (const [id, json] of Object.entries(raw)) {
@@ -172,7 +171,7 @@ export async function readAgents(redis: Redis, keys: Keys, now: number): Promise
 
 /** Measures Redis and reads the agents; the caller adds threshold checks. */
 export async function baseHealth(
-  redis: Redis,
+  redis: RedisClient,
   keys: Keys,
   options: HealthOptions = {},
 ): Promise<HealthReport> {

@@ -1,30 +1,19 @@
 import type {Topology} from './channels.js'
 import {assertChannelName} from './channels.js'
+import {anySlotPipeline, clockNode, type RedisClient} from './cluster.js'
 import {MalformedEntryError, NotFoundError, type SchemaIssue} from './errors.js'
 import {formatIssues, parseEnvelope} from './envelope.js'
 import type {RaptorEvent} from './envelope.js'
 import {ID_EARLY_MS, ID_LATE_MS, eventIdTime} from './event-ids.js'
 import type {Keys} from './keys.js'
-import {scriptPipeline, type ScriptedRedis} from './scripts.js'
 import {compareIds, idAt, idTime} from './stream-ids.js'
 
-declare module './scripts.js' {
-  interface ScriptCommands {
-    /** lua/find.lua: returns the next cursors, then entry id and envelope of each candidate. */
-    raptorFind(
-      stream: string,
-      needle: string,
-      forward: string,
-      forwardEnd: string,
-      backward: string,
-      backwardEnd: string,
-      count: number,
-    ): Promise<string[]>
-  }
-}
-
-/** Entries `get` reads each way per find.lua call (bounds how long one call holds Redis). */
-const FIND_STEP = 500
+/**
+ * Entries `get` reads each way per channel and round: a few first (the event is nearly always
+ * right at its id's time), then more.
+ */
+const FIND_FIRST = 64
+const FIND_STEP = 512
 
 /** A time window over a channel's history. Times are ms since the epoch or Dates, by Redis server time. */
 export interface ReplayWindow {
@@ -84,14 +73,14 @@ export function toEntry(channel: string, streamId: string, flat: string[]): Hist
 /** Reads channel history (the streams), always by Redis server time and within retention. */
 export class History {
   constructor(
-    private readonly redis: ScriptedRedis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
     private readonly topology: Topology,
   ) {}
 
-  /** Redis server time in ms. */
+  /** Redis server time in ms (on a cluster, always of the same node: see `clockNode`). */
   async serverTime(): Promise<number> {
-    const [sec, usec] = await this.redis.time()
+    const [sec, usec] = await clockNode(this.redis).time()
     return Number(sec) * 1000 + Math.floor(Number(usec) / 1000)
   }
 
@@ -175,7 +164,7 @@ export class History {
    */
   async get(eventId: string): Promise<{event: RaptorEvent; channel: string; streamId: string}> {
     const channels = await this.knownChannels()
-    const pipeline = this.redis.pipeline()
+    const pipeline = anySlotPipeline(this.redis)
     for (const c of channels) pipeline.get(this.keys.eventIndex(c, eventId))
     const results = (await pipeline.exec()) ?? []
     const found: Found = {}
@@ -208,8 +197,10 @@ export class History {
   }
 
   /**
-   * Reads the history of every channel around `ms` for the event, {@link FIND_STEP} entries each way
-   * per channel and round (one pipelined round trip), until it is found or every window is read.
+   * Reads the history of every channel around `ms` for the event, outwards both ways (XRANGE
+   * onwards from `ms`, XREVRANGE back from it: plain reads, so a read-only user can `get`), a
+   * bounded number of entries per channel and round (one pipelined round trip), until it is found
+   * or every window is read.
    */
   private async search(
     channels: readonly string[],
@@ -217,36 +208,39 @@ export class History {
     ms: number,
     found: Found,
   ): Promise<void> {
+    // The id as the envelope JSON writes it: entries that do not hold it are not parsed.
     const needle = JSON.stringify(eventId)
-    let open = channels.map((channel) => ({
-      channel,
-      forward: idAt(ms),
-      backward: `(${idAt(ms)}`,
-    }))
+    let open = channels.map((channel) => ({channel, forward: idAt(ms), backward: `(${idAt(ms)}`}))
     const forwardEnd = String(ms + ID_LATE_MS)
     const backwardEnd = idAt(ms - ID_EARLY_MS)
-    while (open.length > 0) {
-      const pipeline = scriptPipeline(this.redis)
-      for (const o of open)
-        pipeline.raptorFind(
-          this.keys.stream(o.channel),
-          needle,
-          o.forward,
-          forwardEnd,
-          o.backward,
-          backwardEnd,
-          FIND_STEP,
-        )
+    for (let count = FIND_FIRST; open.length > 0; count = FIND_STEP) {
+      const pipeline = anySlotPipeline(this.redis)
+      for (const o of open) {
+        const stream = this.keys.stream(o.channel)
+        if (o.forward !== '') pipeline.xrange(stream, o.forward, forwardEnd, 'COUNT', count)
+        if (o.backward !== '') pipeline.xrevrange(stream, o.backward, backwardEnd, 'COUNT', count)
+      }
       const replies = (await pipeline.exec()) ?? []
-      const next: typeof open = []
-      open.forEach((o, i) => {
-        const [error, reply] = replies[i] ?? [new Error('no reply')]
+      let r = 0
+      const page = () => {
+        const [error, entries] = replies[r++] ?? [new Error('no reply')]
         if (error) throw error
-        const [forward, backward, ...candidates] = reply as string[]
-        for (let c = 0; c + 1 < candidates.length; c += 2)
-          consider(found, eventId, o.channel, candidates[c], ['e', candidates[c + 1]])
+        return entries as [string, string[]][]
+      }
+      const next: typeof open = []
+      for (const o of open) {
+        const side = (cursor: string) => {
+          if (cursor === '') return ''
+          const entries = page()
+          for (const [id, flat] of entries)
+            if (flat.some((value, i) => i % 2 === 1 && value.includes(needle)))
+              consider(found, eventId, o.channel, id, flat)
+          return entries.length === count ? `(${entries[entries.length - 1][0]}` : ''
+        }
+        const forward = side(o.forward)
+        const backward = side(o.backward)
         if (forward !== '' || backward !== '') next.push({channel: o.channel, forward, backward})
-      })
+      }
       if (found.hit) return
       open = next
     }

@@ -1,6 +1,5 @@
-import type {Redis} from 'ioredis'
-
 import {channelMatcher, isPattern} from './channels.js'
+import {anySlotPipeline, type RedisClient} from './cluster.js'
 import {formatIssues, isChannelName, parseEnvelope} from './envelope.js'
 import {MalformedEntryError} from './errors.js'
 import type {RaptorEvent} from './envelope.js'
@@ -129,9 +128,9 @@ export class LiveHub {
    * @param commands a command connection, to read the channels' counters after a disconnect
    */
   constructor(
-    private readonly conn: Redis,
+    private readonly conn: RedisClient,
     private readonly keys: Keys,
-    private readonly commands: Redis,
+    private readonly commands: RedisClient,
   ) {
     // Redis sends a message once per pattern of this connection that matches its channel (`**` and
     // `sys.alert.*` both match sys.alert.critical), back to back within one PUBLISH. Dispatch it once:
@@ -282,7 +281,7 @@ export class LiveHub {
       entry.matchers.some((m) => m(c)),
     )
     if (channels.length === 0) return 0
-    const pipeline = this.commands.pipeline()
+    const pipeline = anySlotPipeline(this.commands)
     for (const c of channels) pipeline.hget(this.keys.stats(c), 'published')
     const results = (await pipeline.exec()) ?? []
     return results.reduce((n, [error, value]) => n + (error ? 0 : Number(value ?? 0)), 0)

@@ -1,6 +1,5 @@
-import type {Redis} from 'ioredis'
-
 import {DLQ_REASONS, ROUTING_DLQ_CHANNEL, type DlqReason, type Topology} from './channels.js'
+import {allNodes, anySlotPipeline, type RedisClient} from './cluster.js'
 import {readAgents} from './health.js'
 import type {History} from './history.js'
 import type {Keys} from './keys.js'
@@ -113,7 +112,7 @@ const LAG_SCAN_CAP = 10_000
 /** Reads the counters and stream state of channels from Redis. Reached through `bus.metrics()`. */
 export class MetricsReader {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
     private readonly topology: Topology,
     private readonly history: History,
@@ -174,7 +173,7 @@ export class MetricsReader {
 
   private async channels(names: string[]): Promise<ChannelMetrics[]> {
     const {keys} = this
-    const pipeline = this.redis.pipeline()
+    const pipeline = anySlotPipeline(this.redis)
     for (const c of names) {
       pipeline.hgetall(keys.stats(c))
       pipeline.xlen(keys.stream(c))
@@ -213,7 +212,7 @@ export class MetricsReader {
   private async fillHandlers(metrics: ChannelMetrics[]): Promise<void> {
     const handlers = metrics.flatMap((m) => m.handlers.map((h) => ({channel: m.channel, h})))
     if (handlers.length === 0) return
-    const pipeline = this.redis.pipeline()
+    const pipeline = anySlotPipeline(this.redis)
     for (const {channel, h} of handlers) {
       pipeline.hgetall(this.keys.handlerStats(channel, h.handler))
       pipeline.xlen(this.keys.requeue(channel, h.handler))
@@ -244,12 +243,17 @@ export class MetricsReader {
     return page.length > LAG_SCAN_CAP ? null : page.length
   }
 
-  /** Live subscriber connections: CLIENT LIST entries named after this prefix's subscriber name. */
+  /**
+   * Live subscriber connections: CLIENT LIST entries named after this prefix's subscriber name, on
+   * every node of a cluster (a subscriber may be connected to any of them).
+   */
   async subscribers(): Promise<number> {
     const name = this.keys.subscriberClientName()
-    const list = (await this.redis.client('LIST')) as string
+    const lists = await Promise.all(
+      allNodes(this.redis).map((node) => node.client('LIST') as Promise<string>),
+    )
     let n = 0
-    for (const line of list.split('\n')) {
+    for (const line of lists.join('\n').split('\n')) {
       const match = / name=(\S*)/.exec(line)
       if (match && match[1] === name) n++
     }

@@ -1,5 +1,4 @@
-import type {Redis} from 'ioredis'
-
+import type {RedisClient} from './cluster.js'
 import {TimeoutError} from './errors.js'
 import {parseEnvelope, type RaptorEvent} from './envelope.js'
 import type {Keys} from './keys.js'
@@ -20,7 +19,7 @@ export class Replies {
   }
 
   constructor(
-    private readonly conn: Redis,
+    private readonly conn: RedisClient,
     private readonly keys: Keys,
   ) {
     conn.on('message', this.listener)

@@ -1,6 +1,8 @@
 import {readdirSync, readFileSync} from 'node:fs'
 
-import type {ChainableCommander, Redis} from 'ioredis'
+import type {ChainableCommander} from 'ioredis'
+
+import {anySlotPipeline, type RedisClient} from './cluster.js'
 
 /**
  * The Lua scripts in `lua/`, one per atomic state change. Each `<name>.lua` becomes the ioredis
@@ -26,7 +28,7 @@ export type ScriptPipeline = ChainableCommander & {
 }
 
 /** A connection with the script commands defined. */
-export type ScriptedRedis = Redis & ScriptCommands
+export type ScriptedRedis = RedisClient & ScriptCommands
 
 interface Script {
   /** The file's base name, e.g. `dead-letter`. */
@@ -59,12 +61,15 @@ export function loadScripts(): Script[] {
 }
 
 /** Defines every script on a connection (EVALSHA with a NOSCRIPT fallback, by ioredis). */
-export function defineScripts(redis: Redis): ScriptedRedis {
+export function defineScripts(redis: RedisClient): ScriptedRedis {
   for (const {command, lua, numberOfKeys} of loadScripts()) redis.defineCommand(command, {numberOfKeys, lua})
   return redis as ScriptedRedis
 }
 
-/** A pipeline on which the script commands can be queued. */
+/**
+ * A pipeline on which the script commands can be queued; its commands may be on different slots
+ * (on a cluster each goes to its own node, see `anySlotPipeline`).
+ */
 export function scriptPipeline(redis: ScriptedRedis): ScriptPipeline {
-  return redis.pipeline() as ScriptPipeline
+  return anySlotPipeline(redis) as ScriptPipeline
 }

@@ -5,13 +5,13 @@ import {InvalidInputError} from './errors.js'
  * config file, library option) accepts the same URLs and no error, log or debug line prints a
  * password.
  *
- * Grammar (standalone): `redis[s]://[[user]:password@]host[:port][/db][?param=value&…]`.
+ * Grammar (standalone): `redis[s]://[[user]:password@]host[:port][/db][?param=value&…]`; a Redis
+ * Cluster takes the same URL of any node, or several seeds: `redis://host1:7000,host2:7001`.
  * - The user information runs to the **last** `@`, so a password may hold `/`, `?` or `#` unencoded
  *   (common in base64 secrets); percent-encoding (`%2F`) works too.
  * - Query parameters: `password`, `username`, `db` (when the path has none), `family` (4 or 6).
- * Anything else is refused with a message saying what is wrong. The cluster and sentinel forms
- * (`redis://n1:7000,n2:7000`, `redis-sentinel://…`) are additions to {@link SCHEMES} and to the
- * endpoint list, not a new parser.
+ * Anything else is refused with a message saying what is wrong. The sentinel form
+ * (`redis-sentinel://…`) is an addition to {@link SCHEMES} and to the endpoint list, not a new parser.
  */
 
 /** A URL scheme raptor understands, and whether it means TLS. */
@@ -37,7 +37,7 @@ export interface RedisUrl {
   scheme: string
   /** True for `rediss://`. */
   tls: boolean
-  /** Where to connect: one endpoint for a standalone server. */
+  /** Where to connect: one endpoint for a standalone server; one or more seeds of a cluster. */
   endpoints: RedisEndpoint[]
   /** ACL user name, when given. */
   username?: string
@@ -140,7 +140,8 @@ export function parseRedisUrl(url: string, what = 'Redis URL'): RedisUrl {
   const slash = beforeQuery.indexOf('/')
   const authority = slash < 0 ? beforeQuery : beforeQuery.slice(0, slash)
   const path = slash < 0 ? '' : beforeQuery.slice(slash + 1)
-  const endpoints = [parseEndpoint(authority, url, what)]
+  // Several hosts, comma-separated, are seeds of a Redis Cluster (any one of them is enough).
+  const endpoints = authority.split(',').map((host) => parseEndpoint(host, url, what))
   let db: number | undefined
   if (path !== '') {
     if (path.includes('/'))

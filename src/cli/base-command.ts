@@ -144,6 +144,14 @@ export abstract class BaseCommand<T extends typeof Command> extends LocalCommand
       env: 'RAPTOR_CONTEXT',
       helpGroup: 'GLOBAL',
     }),
+    cluster: Flags.boolean({
+      summary: 'Redis Cluster: use a cluster client (--no-cluster: a single-server one).',
+      description:
+        'Without it, detected: a URL with several hosts is a cluster, and one host is asked INFO cluster.',
+      env: 'RAPTOR_CLUSTER',
+      allowNo: true,
+      helpGroup: 'GLOBAL',
+    }),
     ...tlsFlags,
   }
 
@@ -188,6 +196,9 @@ export abstract class BaseCommand<T extends typeof Command> extends LocalCommand
     return {
       redisUrl: this.flags['redis-url'] ?? ctx?.redisUrl,
       prefix: this.flags.prefix ?? ctx?.prefix,
+      ...((this.flags.cluster ?? ctx?.cluster) === undefined
+        ? {}
+        : {cluster: this.flags.cluster ?? ctx?.cluster}),
       tls: this.tlsOptions(),
       config: this.flags.config ?? true,
       source: 'raptor-cli',

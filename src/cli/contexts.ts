@@ -15,6 +15,8 @@ export interface Context {
   tlsCert?: string
   tlsKey?: string
   tlsServername?: string
+  /** Redis Cluster: true forces a cluster client, false a single-server one (unset: detected). */
+  cluster?: boolean
   description?: string
 }
 

@@ -2,6 +2,7 @@ import {spawnSync} from 'node:child_process'
 
 import type {Redis} from 'ioredis'
 
+import {isCluster, masters, type RedisClient} from '../bus/cluster.js'
 import type {ConnectionOptions} from '../bus/connection.js'
 import {Keys} from '../bus/keys.js'
 import {loadScripts} from '../bus/scripts.js'
@@ -81,16 +82,14 @@ const CLIENT_COMMANDS: Record<string, string[]> = {
     'PSUBSCRIBE',
     'INFO',
     'TIME',
-    'EVALSHA',
+    'XREVRANGE',
   ],
   dlq: ['XRANGE', 'XDEL', 'EVALSHA'],
 }
 
-/** Which role runs a script: publishing, reading (get), a requeue, or (all the others) an agent consuming. */
+/** Which role runs a script: publishing, a requeue, or (all the others) an agent consuming. */
 function roleOf(script: string): string {
-  if (script === 'publish') return 'publish'
-  if (script === 'find') return 'read'
-  return /^(requeue|republish)$/.test(script) ? 'dlq' : 'agent'
+  return script === 'publish' ? 'publish' : /^(requeue|republish)$/.test(script) ? 'dlq' : 'agent'
 }
 
 /** The Redis commands a Lua script calls (`redis.call('XADD', …)`), upper-cased. */
@@ -115,7 +114,9 @@ function info(text: string, field: string): string {
 }
 
 /** Redis itself: version, database index, standalone/cluster/sentinel. */
-export async function redisChecks(redis: Redis, db: number): Promise<DoctorCheck[]> {
+export async function redisChecks(client: RedisClient, db: number): Promise<DoctorCheck[]> {
+  // On a cluster: one master speaks for the version (the others were asked when connecting).
+  const redis = masters(client)[0]
   const text = await redis.info('server').catch(() => '')
   const version = info(text, 'redis_version')
   const mode = info(text, 'redis_mode') || 'standalone'
@@ -130,12 +131,18 @@ export async function redisChecks(redis: Redis, db: number): Promise<DoctorCheck
           fix: 'upgrade Redis (7.x recommended)',
         },
   ]
-  if (mode === 'cluster')
+  if (mode === 'cluster' && isCluster(client))
+    checks.push({
+      name: 'deployment',
+      status: 'ok',
+      detail: `Redis Cluster of ${masters(client).length} masters`,
+    })
+  else if (mode === 'cluster')
     checks.push({
       name: 'deployment',
       status: 'fail',
-      detail: 'Redis Cluster detected: raptor does not run on a cluster yet',
-      fix: 'point --redis-url at a standalone Redis (or a Sentinel-managed master) for now',
+      detail: 'a Redis Cluster node, reached with a single-server client (--no-cluster)',
+      fix: 'drop --no-cluster / RAPTOR_CLUSTER=0: raptor detects the cluster',
     })
   else if (mode === 'sentinel')
     checks.push({
@@ -191,7 +198,9 @@ export async function redisChecks(redis: Redis, db: number): Promise<DoctorCheck
  * those its Lua scripts call, which Redis checks too) on keys and channels under the prefix; skipped
  * when it cannot be asked (Redis < 7, or DRYRUN itself not allowed).
  */
-export async function aclCheck(redis: Redis, prefix: string, db = 0): Promise<DoctorCheck> {
+export async function aclCheck(client: RedisClient, prefix: string, db = 0): Promise<DoctorCheck> {
+  // ACL users are per node; a cluster's nodes are set up alike: one master answers for them.
+  const redis: Redis = masters(client)[0]
   const user = await redis.call('ACL', 'WHOAMI').catch(() => undefined)
   if (typeof user !== 'string')
     return {

@@ -101,10 +101,12 @@ export default class Doctor extends BaseCommand<typeof Doctor> {
         checks.push({
           name: 'redis',
           status: 'fail',
-          detail: (error as Error).message.replace(/: (start|check) .*$/, ''),
+          detail: (error as Error).message.replace(/: (start|check|assign) .*$/, ''),
           fix: /password|AUTH/i.test((error as Error).message)
             ? 'check the password: raptor context add NAME --redis-url … --password-stdin'
-            : 'start redis-server there, or point --redis-url / REDIS_URL / a context at a reachable Redis',
+            : /cluster_state/.test((error as Error).message)
+              ? 'assign every slot (redis-cli --cluster create …, or --cluster fix) and wait for cluster_state:ok'
+              : 'start redis-server there, or point --redis-url / REDIS_URL / a context at a reachable Redis',
         })
       }
     }

@@ -8,7 +8,7 @@ import {afterEach, describe, expect, it} from 'vitest'
 
 import {loadScripts} from '../../src/bus/scripts.js'
 import {DRYRUN_ARGS, commandsByRole, scriptCommands} from '../../src/cli/doctor.js'
-import {randomPrefix, redisUrl, runCli, tempDir, waitFor} from '../helpers/index.js'
+import {clusterUrl, randomPrefix, redisUrl, runCli, tempDir, waitFor} from '../helpers/index.js'
 import {RedisServer, freePort, pathWithoutRedis} from '../helpers/redis-server.js'
 
 const servers: {stop(): Promise<void>}[] = []
@@ -169,19 +169,24 @@ describe('raptor doctor', () => {
     expect(r.stdout).not.toContain('pw@')
   })
 
-  it('detects a Redis Cluster node and a Sentinel, and says what to do', async () => {
+  it('detects a Redis Cluster (working, or not yet serving) and a Sentinel, and says what to do', async () => {
     const cluster = await redisWith([
       '--cluster-enabled',
       'yes',
       '--cluster-config-file',
       `nodes-${Date.now()}.conf`,
     ])
+    // A cluster node whose slots were never assigned: not serving, and doctor says how to finish it.
     const r = await runCli(['doctor', '--redis-url', cluster])
     expect(r.code).toBe(1)
-    expect(r.stdout).toMatch(/^✓ redis version +[\d.]+ \(cluster\)$/m)
     expect(r.stdout).toMatch(
-      /^✗ deployment +Redis Cluster detected: raptor does not run on a cluster yet\n +fix: /m,
+      /^✗ redis +the Redis Cluster at 127\.0\.0\.1:\d+ is not serving \(cluster_state:fail, 0 of 16384 slots assigned\)\n +fix: assign every slot/m,
     )
+    // A working cluster: found from one node.
+    const ok = await runCli(['doctor', '--redis-url', clusterUrl()])
+    expect(ok.code, ok.stdout).toBe(0)
+    expect(ok.stdout).toMatch(/^✓ redis version +[\d.]+ \(cluster\)$/m)
+    expect(ok.stdout).toMatch(/^✓ deployment +Redis Cluster of 3 masters$/m)
     const dir = mkdtempSync(join(tmpdir(), 'raptor-sentinel-'))
     const conf = join(dir, 'sentinel.conf')
     writeFileSync(conf, 'sentinel monitor m 127.0.0.1 6399 1\n')

@@ -1,7 +1,7 @@
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {afterAll, beforeAll, expect, it} from 'vitest'
 
 import {RaptorBus} from '../../src/bus/index.js'
-import {randomPrefix, redisUrl, runCli, target, tempDir} from '../helpers/index.js'
+import {describeTargets, randomPrefix, redisUrl, runCli, target, tempDir} from '../helpers/index.js'
 
 const config = {
   channels: [
@@ -9,16 +9,16 @@ const config = {
     {name: 'app.audit', retention: '30d'},
   ],
 }
-let bus: RaptorBus
-let prefix: string
+describeTargets('raptor channels', () => {
+  let bus: RaptorBus
+  let prefix: string
 
-beforeAll(async () => {
-  prefix = randomPrefix()
-  bus = await RaptorBus.connect({redisUrl: redisUrl(), prefix, channels: config.channels})
-})
-afterAll(() => bus.close())
+  beforeAll(async () => {
+    prefix = randomPrefix()
+    bus = await RaptorBus.connect({redisUrl: redisUrl(), prefix, channels: config.channels})
+  })
+  afterAll(() => bus.close())
 
-describe('raptor channels', () => {
   it('lists the topology with retention, stream length and last event time', async () => {
     await bus.publishMany([
       {channel: 'sys.alert.warning', type: 'a'},

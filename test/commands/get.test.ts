@@ -1,19 +1,19 @@
 import calculateSlot from 'cluster-key-slot'
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {afterAll, beforeAll, expect, it} from 'vitest'
 
 import {RaptorBus} from '../../src/bus/index.js'
-import {randomPrefix, redisUrl, runCli, target} from '../helpers/index.js'
+import {describeTargets, randomPrefix, redisUrl, runCli, target} from '../helpers/index.js'
 
-let bus: RaptorBus
-let prefix: string
+describeTargets('raptor get', () => {
+  let bus: RaptorBus
+  let prefix: string
 
-beforeAll(async () => {
-  prefix = randomPrefix()
-  bus = await RaptorBus.connect({redisUrl: redisUrl(), prefix})
-})
-afterAll(() => bus.close())
+  beforeAll(async () => {
+    prefix = randomPrefix()
+    bus = await RaptorBus.connect({redisUrl: redisUrl(), prefix})
+  })
+  afterAll(() => bus.close())
 
-describe('raptor get', () => {
   it('prints the envelope of an event in history', async () => {
     const id = await bus.publish({
       channel: 'sys.guild.research.broadcast',

@@ -1,17 +1,21 @@
 import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {Redis} from 'ioredis'
+import type {Cluster, Redis} from 'ioredis'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {keysUnder, randomPrefix, redisUrl, runCli, target, tempDir} from '../helpers/index.js'
+import {
+  describeTargets,
+  keysUnder,
+  randomPrefix,
+  rawClient,
+  redisUrl,
+  runCli,
+  target,
+  tempDir,
+} from '../helpers/index.js'
 
-let reader: Redis
-
-beforeAll(() => {
-  reader = new Redis(redisUrl())
-})
-afterAll(() => reader.disconnect())
+let reader: Redis | Cluster
 
 /** The events in a channel's stream under a prefix. */
 async function streamOf(prefix: string, channel: string): Promise<Record<string, unknown>[]> {
@@ -31,7 +35,12 @@ async function expectRejected(args: string[], pattern: RegExp, options: Paramete
   expect(await keysUnder(prefix)).toEqual([])
 }
 
-describe('raptor publish', () => {
+describeTargets('raptor publish', () => {
+  beforeAll(() => {
+    reader = rawClient()
+  })
+  afterAll(() => reader.disconnect())
+
   it('publishes a literal payload and prints the event id', async () => {
     const prefix = randomPrefix()
     const result = await runCli([

@@ -5,14 +5,71 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
-import {Redis} from 'ioredis'
-import {afterEach, inject} from 'vitest'
+import {Cluster, Redis} from 'ioredis'
+import {afterAll, afterEach, beforeAll, describe, inject} from 'vitest'
 
 import {RaptorBus, type BusOptions} from '../../src/bus/index.js'
 
-/** URL of the redis-server started by the global setup. */
+/** A Redis deployment the parameterised suites run against. */
+export interface Target {
+  /** `server` (one redis-server) or `cluster` (a 3-master Redis Cluster). */
+  name: 'server' | 'cluster'
+  /** Its URL: the server's, or one node of the cluster (raptor detects the cluster). */
+  url: string
+}
+
+/** The target of the suite running now (set by {@link describeTargets}); the server otherwise. */
+let current: Target | undefined
+
+/** The deployments every parameterised suite runs on: one server and a 3-master cluster. */
+export function targets(): Target[] {
+  return [
+    {name: 'server', url: inject('redisUrl')},
+    {name: 'cluster', url: inject('clusterUrl')},
+  ]
+}
+
+/**
+ * Runs a suite once per target (`describe.each`): inside it, {@link redisUrl}, {@link target},
+ * {@link testBus}, {@link keysUnder} and {@link rawClient} point at that target.
+ */
+export function describeTargets(name: string, body: (t: Target) => void): void {
+  describe.each(targets())(`${name} (on $name)`, (t) => {
+    beforeAll(() => {
+      current = t
+    })
+    afterAll(() => {
+      current = undefined
+    })
+    body(t)
+  })
+}
+
+/** True while a suite runs on the cluster target. */
+export function onCluster(): boolean {
+  return current?.name === 'cluster'
+}
+
+/** URL of the Redis the test runs on: the server started by the global setup, or the current target. */
 export function redisUrl(): string {
-  return inject('redisUrl')
+  return current?.url ?? inject('redisUrl')
+}
+
+/** One node of the 3-master Redis Cluster started by the global setup. */
+export function clusterUrl(): string {
+  return inject('clusterUrl')
+}
+
+/** Every node of the test Redis Cluster as a seed list (`redis://h:p1,h:p2,h:p3`). */
+export function clusterSeeds(): string {
+  return inject('clusterSeeds')
+}
+
+/** A plain ioredis client on the current target (a `Cluster` on the cluster), for a test's own reads. */
+export function rawClient(): Redis | Cluster {
+  if (!onCluster()) return new Redis(redisUrl())
+  const {hostname, port} = new URL(clusterUrl())
+  return new Cluster([{host: hostname, port: Number(port)}])
 }
 
 /** A fresh random prefix, so that tests never see each other's keys. */
@@ -152,10 +209,18 @@ export function target(prefix: string): string[] {
   return ['--redis-url', redisUrl(), '--prefix', prefix]
 }
 
-/** Every key under a prefix (to check that nothing was written). */
+/** Every key under a prefix (to check that nothing was written), on every master of a cluster. */
 export async function keysUnder(prefix: string): Promise<string[]> {
-  const redis = new Redis(redisUrl())
+  const redis = rawClient()
   try {
+    if (redis instanceof Cluster) {
+      await new Promise<void>((resolve, reject) => {
+        redis.once('ready', resolve)
+        redis.once('error', reject)
+      })
+      const perNode = await Promise.all(redis.nodes('master').map((n) => n.keys(`${prefix}:*`)))
+      return perNode.flat().sort()
+    }
     return (await redis.keys(`${prefix}:*`)).sort()
   } finally {
     redis.disconnect()

@@ -1,5 +1,5 @@
 import {spawn, type ChildProcess} from 'node:child_process'
-import {accessSync, constants, mkdtempSync, symlinkSync} from 'node:fs'
+import {accessSync, constants, mkdtempSync, rmSync, symlinkSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {createServer} from 'node:net'
 import {delimiter, join} from 'node:path'
@@ -151,5 +151,104 @@ export class RedisServer {
   async restart(): Promise<void> {
     await this.stop(true)
     await this.start()
+  }
+}
+
+/** Runs redis-cli with these arguments; resolves with its output, rejects when it fails. */
+function redisCli(args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn('redis-cli', args, {stdio: ['ignore', 'pipe', 'pipe']})
+    let out = ''
+    proc.stdout.on('data', (d) => (out += d))
+    proc.stderr.on('data', (d) => (out += d))
+    proc.on('error', reject)
+    proc.on('close', (code) =>
+      code === 0
+        ? resolve(out)
+        : reject(new Error(`redis-cli ${args.join(' ')} exited with ${code}: ${out}`)),
+    )
+  })
+}
+
+/**
+ * A real Redis Cluster of `masters` redis-server processes (no replicas, no persistence) on free
+ * ports, made with `redis-cli --cluster create`; ready once every node says `cluster_state:ok`.
+ */
+export class RedisCluster {
+  private constructor(
+    readonly nodes: RedisServer[],
+    private readonly dir: string,
+  ) {}
+
+  /** The URL of one node: raptor finds the others. */
+  get url(): string {
+    return `redis://127.0.0.1:${this.nodes[0].port}`
+  }
+
+  /** Every node as a comma-separated seed list (`redis://127.0.0.1:P1,127.0.0.1:P2,…`). */
+  get seeds(): string {
+    return `redis://${this.nodes.map((n) => `127.0.0.1:${n.port}`).join(',')}`
+  }
+
+  static async start(masters = 3): Promise<RedisCluster> {
+    const dir = mkdtempSync(join(tmpdir(), 'raptor-cluster-'))
+    const ports: number[] = []
+    while (ports.length < masters) {
+      const port = await freePort()
+      // Cluster nodes also listen on port + 10000 (the cluster bus).
+      if (port + 10000 <= 65535 && !ports.includes(port)) ports.push(port)
+    }
+    const nodes = await Promise.all(
+      ports.map((port) =>
+        RedisServer.start(port, [
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          join(dir, `nodes-${port}.conf`),
+          '--dir',
+          dir,
+        ]),
+      ),
+    )
+    const cluster = new RedisCluster(nodes, dir)
+    try {
+      await redisCli([
+        '--cluster',
+        'create',
+        ...ports.map((p) => `127.0.0.1:${p}`),
+        '--cluster-replicas',
+        '0',
+        '--cluster-yes',
+      ])
+      await cluster.waitUntilOk()
+    } catch (error) {
+      await cluster.stop()
+      throw error
+    }
+    return cluster
+  }
+
+  /** Waits until every node sees every node and says `cluster_state:ok`. */
+  private async waitUntilOk(timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    let last = ''
+    while (Date.now() < deadline) {
+      const infos = await Promise.all(
+        this.nodes.map((n) => redisCli(['-p', String(n.port), 'cluster', 'info']).catch((e) => String(e))),
+      )
+      const ok = infos.every(
+        (info) =>
+          info.includes('cluster_state:ok') && info.includes(`cluster_known_nodes:${this.nodes.length}`),
+      )
+      if (ok) return
+      last = infos.join('\n')
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    throw new Error(`the Redis Cluster did not become ready within ${timeoutMs} ms:\n${last}`)
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.nodes.map((n) => n.stop()))
+    rmSync(this.dir, {recursive: true, force: true})
   }
 }

@@ -39,6 +39,10 @@ export default class ContextAdd extends LocalCommand<typeof ContextAdd> {
     'tls-cert': Flags.string({summary: 'Client certificate file (PEM).'}),
     'tls-key': Flags.string({summary: 'Client key file (PEM).'}),
     'tls-servername': Flags.string({summary: 'Server name to check the certificate against (SNI).'}),
+    cluster: Flags.boolean({
+      summary: 'Redis Cluster: always use a cluster client (--no-cluster: never); detected when left out.',
+      allowNo: true,
+    }),
     description: Flags.string({summary: 'A note shown by context list.'}),
     use: Flags.boolean({summary: 'Also make it the current context.'}),
     force: Flags.boolean({char: 'f', summary: 'Replace a context of the same name.'}),
@@ -80,6 +84,7 @@ export default class ContextAdd extends LocalCommand<typeof ContextAdd> {
       ...(flags['tls-cert'] === undefined ? {} : {tlsCert: tlsFile(flags['tls-cert'], '--tls-cert')}),
       ...(flags['tls-key'] === undefined ? {} : {tlsKey: tlsFile(flags['tls-key'], '--tls-key')}),
       ...(flags['tls-servername'] === undefined ? {} : {tlsServername: flags['tls-servername']}),
+      ...(flags.cluster === undefined ? {} : {cluster: flags.cluster}),
       ...(flags.description === undefined ? {} : {description: flags.description}),
     }
     file.contexts[name] = context
