@@ -25,6 +25,7 @@ import {Redis} from 'ioredis'
 
 import {RedisServer} from '../test/helpers/redis-server.js'
 import {cliRow} from './cli.js'
+import {clusterRow} from './cluster.js'
 import {agentRow, consumeRow} from './durable.js'
 import {channelsRow, groupsRow, payloadRow, streamRow} from './flat.js'
 import type {BenchRow, RowResult, Target} from './harness.js'
@@ -46,6 +47,7 @@ const ROWS: BenchRow[] = [
   agentRow,
   cliRow,
   sseRow,
+  clusterRow,
 ]
 
 const s = settings()

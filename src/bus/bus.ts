@@ -1,5 +1,7 @@
 import {randomUUID} from 'node:crypto'
 
+import type {Cluster} from 'ioredis'
+
 import {
   DLQ_REASONS,
   DLQ_RETENTION_MS,
@@ -147,7 +149,8 @@ export class RaptorBus {
       BusOptions,
   ) {
     // The database the command connection is on (pub/sub names carry it: pub/sub ignores databases).
-    this.keys = new Keys(options.prefix, dbOf(redis))
+    // On a cluster, live names are shard channels under their channel's hash tag.
+    this.keys = new Keys(options.prefix, dbOf(redis), isCluster(redis))
     this.topology = new Topology(options.channels)
     this.history = new History(redis, this.keys, this.topology)
     this.publisher = new Publisher({
@@ -265,11 +268,27 @@ export class RaptorBus {
   }
 
   private hub(): Promise<LiveHub> {
-    this.live ??= openConnection(this.options, this.keys.subscriberClientName()).then((conn) => {
-      this.subConn = conn
-      return new LiveHub(conn, this.keys, this.redis)
-    })
+    this.live ??= this.redis.isCluster
+      ? this.shardedHub()
+      : openConnection(this.options, this.keys.subscriberClientName()).then((conn) => {
+          this.subConn = conn
+          return new LiveHub(conn, this.keys, this.redis)
+        })
     return this.live
+  }
+
+  /** On a cluster: live fan-out over sharded pub/sub (see live-sharded.ts). */
+  private async shardedHub(): Promise<LiveHub> {
+    const {openShardedHub} = await import('./live-sharded.js')
+    const {hub, sub} = await openShardedHub(
+      this.redis as unknown as Cluster,
+      this.keys,
+      this.keys.subscriberClientName(),
+      {knownChannels: () => this.history.knownChannels()},
+    )
+    // Classic SUBSCRIBE (request replies) works on it too: replies are not per channel.
+    this.subConn = sub
+    return hub
   }
 
   /**

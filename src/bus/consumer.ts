@@ -3,17 +3,17 @@ import {hostname} from 'node:os'
 import {setTimeout as delay} from 'node:timers/promises'
 
 import {HEARTBEAT_CHANNEL, channelMatcher, isPattern} from './channels.js'
-import type {RedisClient} from './cluster.js'
-import {openConnection, type ConnectionOptions} from './connection.js'
+import type {ConnectionOptions} from './connection.js'
 import {AckBatcher} from './consumer-acks.js'
 import {processGate} from './consumer-gate.js'
 import {Handling, type BusAccess, type ConsumeOutcome, type Flight} from './consumer-handling.js'
 import {LeaseKeeper, type HeldEntry} from './consumer-lease.js'
+import {openReader, type EntryReader} from './consumer-read.js'
 import {ConsumeScripts, type Claimed, type Source} from './consumer-scripts.js'
 import {Abortable, type HandlerLogger, type ResolvedHandler} from './handler.js'
 import type {History} from './history.js'
 import type {Keys} from './keys.js'
-import type {ScriptedRedis} from './scripts.js'
+import {scriptPipeline, type ScriptedRedis} from './scripts.js'
 
 export type {ConsumeOutcome} from './consumer-handling.js'
 
@@ -32,7 +32,10 @@ export interface ConsumeOptions {
    * @defaultValue 20000 (redelivery within 30 s of a crash)
    */
   reclaimAfterMs?: number
-  /** How long one blocking read waits for new events. @defaultValue 2000 */
+  /**
+   * How long one blocking read waits for new events. On a Redis Cluster, where reads are woken by
+   * the channels' bells, how often every stream is read anyway (the safety poll). @defaultValue 2000
+   */
   blockMs?: number
   /** How often newly published channels matching the handler's globs are picked up. @defaultValue 5000 */
   refreshMs?: number
@@ -95,8 +98,7 @@ export class Consumer {
   private readonly leases: LeaseKeeper
   private readonly handling: Handling
   private readonly gate = processGate()
-  private block?: RedisClient
-  private blockClientId?: number
+  private reader?: EntryReader
   private stopping = false
   private readonly stopTaking = new AbortController()
   private readonly hardStop = new AbortController()
@@ -144,10 +146,15 @@ export class Consumer {
     await this.refreshSources(this.handler.startFrom === 'history' ? '0' : '$')
     // Channels that appear after the start get every event since the start.
     this.startId = `${now}-0`
-    this.block = await openConnection(this.ctx.connection, `${this.ctx.keys.prefix}:consumer:${this.group}`, {
-      maxRetriesPerRequest: null,
+    this.reader = await openReader({
+      commands: this.ctx.redis,
+      keys: this.ctx.keys,
+      connection: this.ctx.connection,
+      group: this.group,
+      consumer: this.id,
+      blockMs: this.options.blockMs ?? 2000,
     })
-    this.blockClientId = Number(await this.block.client('ID'))
+    await this.reader.added(this.sources)
     this.leases.start()
     this.refreshTimer = setInterval(
       () => void this.refreshSources(this.startId).catch((e) => this.reportError(e)),
@@ -179,7 +186,7 @@ export class Consumer {
     for (const f of this.flights.values()) f.abortable.abort(new Error('consumer stopped'))
     await this.loopDone?.catch(() => {})
     if (this.ctx.redis.status === 'ready') await this.acks.settled()
-    this.block?.disconnect()
+    this.reader?.close()
   }
 
   private reportError(error: unknown): void {
@@ -188,14 +195,7 @@ export class Consumer {
   }
 
   private async unblock(): Promise<void> {
-    if (this.blockClientId === undefined) return
-    if (this.ctx.redis.status !== 'ready') return
-    let timer: NodeJS.Timeout | undefined
-    await Promise.race([
-      this.ctx.redis.client('UNBLOCK', this.blockClientId).catch(() => {}),
-      new Promise((r) => (timer = setTimeout(r, 500))),
-    ])
-    clearTimeout(timer)
+    await this.reader?.wake()
   }
 
   /**
@@ -219,10 +219,11 @@ export class Consumer {
     if (fresh.length === 0) return
     await this.createGroups(fresh, startId)
     this.sources = [...this.sources, ...fresh]
+    await this.reader?.added(fresh)
   }
 
   private async createGroups(sources: Source[], startId: string): Promise<void> {
-    const pipeline = this.ctx.redis.pipeline()
+    const pipeline = scriptPipeline(this.ctx.redis)
     for (const s of sources)
       pipeline.xgroup('CREATE', s.stream, this.group, s.requeue ? '0' : startId, 'MKSTREAM')
     const results = (await pipeline.exec()) ?? []
@@ -245,28 +246,9 @@ export class Consumer {
         await new Promise((resolve) => setImmediate(resolve))
         continue
       }
-      const sources = this.sources
       try {
-        const result = (await this.block!.xreadgroup(
-          'GROUP',
-          this.group,
-          this.id,
-          'COUNT',
-          free,
-          'BLOCK',
-          this.options.blockMs ?? 2000,
-          'STREAMS',
-          ...sources.map((s) => s.stream),
-          ...sources.map(() => '>'),
-        )) as [string, [string, string[]][]][] | null
+        await this.reader!.read(this.sources, free, (source, id, fields) => this.dispatch(source, id, fields))
         failures = 0
-        if (!result) continue
-        const byStream = new Map(sources.map((s) => [s.stream, s]))
-        for (const [stream, entries] of result) {
-          const source = byStream.get(stream)
-          if (!source) continue
-          for (const [id, fields] of entries) this.dispatch(source, id, fields)
-        }
       } catch (error) {
         if (this.stopping) break
         failures++

@@ -39,6 +39,8 @@ declare module './scripts.js' {
       retentionMs: number,
       live: string,
       markerTtlMs: number,
+      /** On a cluster, the channel's bell; '' on one server. */
+      bell: string,
     ): Promise<string | null>
   }
 }
@@ -663,6 +665,7 @@ export class Dlq {
         prepared.spec.retentionMs,
         keys.live(c),
         DLQ_RETENTION_MS,
+        keys.sharded ? keys.bell(c) : '',
       )
     }
     const replies = (await pipeline.exec()) ?? []

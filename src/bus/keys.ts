@@ -11,10 +11,13 @@ export class Keys {
   /**
    * @param prefix the key prefix (PREFIX_PATTERN: no `@`)
    * @param db the database index: pub/sub ignores databases, so live names carry it
+   * @param sharded on a Redis Cluster: live names are shard channels (SPUBLISH/SSUBSCRIBE) under
+   *   their channel's hash tag, so that the publish script's SPUBLISH stays on the channel's slot
    */
   constructor(
     readonly prefix: string,
     readonly db = 0,
+    readonly sharded = false,
   ) {}
 
   private tag(channel: string): string {
@@ -101,9 +104,27 @@ export class Keys {
     return `${this.prefix}:${kind}@${this.db}:`
   }
 
-  /** Pub/sub channel for live delivery of a channel's events. */
+  /**
+   * Pub/sub channel for live delivery of a channel's events. On a cluster (`sharded`), a shard
+   * channel under the channel's hash tag: `<prefix>:live@0:{<channel>}`.
+   */
   live(channel: string): string {
-    return this.pubsub('live') + channel
+    return this.pubsub('live') + (this.sharded ? `{${channel}}` : channel)
+  }
+
+  /**
+   * On a cluster: the shard channel that rings once per publish (and republish) on a channel, telling
+   * its durable consumers to read its stream (they cannot block on streams of several slots at once).
+   * Under the channel's hash tag, like its keys.
+   */
+  bell(channel: string): string {
+    return `${this.pubsub('bell')}{${channel}}`
+  }
+
+  /** Channel name from a bell name; undefined when the name is not one of ours. */
+  channelOfBell(bell: string): string | undefined {
+    const head = this.pubsub('bell')
+    return bell.startsWith(head) && bell.endsWith('}') ? bell.slice(head.length + 1, -1) : undefined
   }
 
   /** Pub/sub pattern covering the live channels a glob can match (a superset; matched exactly client-side). */
@@ -115,7 +136,9 @@ export class Keys {
   /** Channel name from a live pub/sub channel name; undefined when the name is not one of ours. */
   channelOfLive(liveChannel: string): string | undefined {
     const head = this.pubsub('live')
-    return liveChannel.startsWith(head) ? liveChannel.slice(head.length) : undefined
+    if (!liveChannel.startsWith(head)) return undefined
+    if (!this.sharded) return liveChannel.slice(head.length)
+    return liveChannel.endsWith('}') ? liveChannel.slice(head.length + 1, -1) : undefined
   }
 
   /** Pub/sub channel on which replies to a request with this correlation id arrive. */

@@ -71,7 +71,8 @@ export interface HeldSubscription extends Subscription {
   release(skip: (meta: LiveMeta) => boolean): void
 }
 
-interface Entry {
+/** One subscription of a hub (exported for the cluster hub, live-sharded.ts). */
+export interface Entry {
   patterns: string[]
   /** What it holds on the connection: exact live names (SUBSCRIBE) and live patterns (PSUBSCRIBE). */
   redisNames: RedisName[]
@@ -96,7 +97,7 @@ interface Entry {
 }
 
 /** A pub/sub name held on the subscriber connection: an exact live name, or a live pattern. */
-interface RedisName {
+export interface RedisName {
   kind: 'name' | 'pattern'
   name: string
 }
@@ -118,20 +119,25 @@ const MAX_ROUTES = 4096
  * subscriptions it matches) is worked out once per name, not per message.
  */
 export class LiveHub {
-  private readonly entries = new Set<Entry>()
+  protected readonly entries = new Set<Entry>()
   private readonly refs = new Map<string, number>()
   /** Live name → route (null: not one of ours); forgotten whenever the subscriptions change. */
   private readonly routes = new Map<string, Route | null>()
 
   /**
-   * @param conn the subscriber connection (pub/sub mode)
+   * @param conn the subscriber connection (pub/sub mode); none for a hub that subscribes its own way
+   *   (a subclass overriding `listen`/`unlisten`, as the cluster hub does)
    * @param commands a command connection, to read the channels' counters after a disconnect
    */
   constructor(
-    private readonly conn: RedisClient,
-    private readonly keys: Keys,
-    private readonly commands: RedisClient,
+    private readonly conn: RedisClient | undefined,
+    protected readonly keys: Keys,
+    protected readonly commands: RedisClient,
   ) {
+    if (conn) this.attach(conn)
+  }
+
+  private attach(conn: RedisClient): void {
     // Redis sends a message once per pattern of this connection that matches its channel (`**` and
     // `sys.alert.*` both match sys.alert.critical), back to back within one PUBLISH. Dispatch it once:
     // the stream id at the head of the message is unique per channel.
@@ -200,14 +206,7 @@ export class LiveHub {
     }
     this.entries.add(entry)
     this.routes.clear()
-    const fresh = entry.redisNames.filter((n) => !this.refs.has(refKey(n)))
-    for (const n of entry.redisNames) this.refs.set(refKey(n), (this.refs.get(refKey(n)) ?? 0) + 1)
-    const names = fresh.filter((n) => n.kind === 'name').map((n) => n.name)
-    const globs = fresh.filter((n) => n.kind === 'pattern').map((n) => n.name)
-    await Promise.all([
-      names.length > 0 ? this.conn.subscribe(...names) : undefined,
-      globs.length > 0 ? this.conn.psubscribe(...globs) : undefined,
-    ])
+    await this.listen(entry)
     entry.baseline = this.published(entry).catch(() => 0)
     return {
       patterns: list,
@@ -257,6 +256,26 @@ export class LiveHub {
   private async remove(entry: Entry): Promise<void> {
     if (!this.entries.delete(entry)) return
     this.routes.clear()
+    await this.unlisten(entry)
+  }
+
+  /**
+   * Subscribes on Redis to what a new subscription needs and no other one holds yet: exact live
+   * names with SUBSCRIBE, patterns with PSUBSCRIBE.
+   */
+  protected async listen(entry: Entry): Promise<void> {
+    const fresh = entry.redisNames.filter((n) => !this.refs.has(refKey(n)))
+    for (const n of entry.redisNames) this.refs.set(refKey(n), (this.refs.get(refKey(n)) ?? 0) + 1)
+    const names = fresh.filter((n) => n.kind === 'name').map((n) => n.name)
+    const globs = fresh.filter((n) => n.kind === 'pattern').map((n) => n.name)
+    await Promise.all([
+      names.length > 0 ? this.conn!.subscribe(...names) : undefined,
+      globs.length > 0 ? this.conn!.psubscribe(...globs) : undefined,
+    ])
+  }
+
+  /** Unsubscribes on Redis from what a removed subscription held and no other one needs. */
+  protected async unlisten(entry: Entry): Promise<void> {
     const unused: RedisName[] = []
     for (const name of entry.redisNames) {
       const key = refKey(name)
@@ -266,17 +285,17 @@ export class LiveHub {
         unused.push(name)
       } else this.refs.set(key, n)
     }
-    if (unused.length === 0 || this.conn.status !== 'ready') return
+    if (unused.length === 0 || this.conn!.status !== 'ready') return
     const names = unused.filter((n) => n.kind === 'name').map((n) => n.name)
     const globs = unused.filter((n) => n.kind === 'pattern').map((n) => n.name)
     await Promise.all([
-      names.length > 0 ? this.conn.unsubscribe(...names) : undefined,
-      globs.length > 0 ? this.conn.punsubscribe(...globs) : undefined,
+      names.length > 0 ? this.conn!.unsubscribe(...names) : undefined,
+      globs.length > 0 ? this.conn!.punsubscribe(...globs) : undefined,
     ])
   }
 
   /** Sum of the `published` counters of the channels a subscription matches. */
-  private async published(entry: Entry): Promise<number> {
+  protected async published(entry: Entry): Promise<number> {
     const channels = (await this.commands.smembers(this.keys.channelRegistry())).filter((c) =>
       entry.matchers.some((m) => m(c)),
     )
@@ -288,7 +307,7 @@ export class LiveHub {
   }
 
   /** After a reconnect: what the subscription may have missed, counted and reported. */
-  private async accountGap(entry: Entry): Promise<void> {
+  protected async accountGap(entry: Entry): Promise<void> {
     entry.disconnects++
     try {
       const [base, now] = await Promise.all([entry.baseline ?? Promise.resolve(0), this.published(entry)])
@@ -316,7 +335,12 @@ export class LiveHub {
     return route
   }
 
-  private dispatch(liveChannel: string, message: string, space: number, streamId: string): void {
+  protected dispatch(
+    liveChannel: string,
+    message: string,
+    space = message.indexOf(' '),
+    streamId = message.slice(0, space),
+  ): void {
     const route = this.route(liveChannel)
     if (route === null) return
     const {channel, entries} = route

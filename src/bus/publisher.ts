@@ -45,6 +45,7 @@ function publishArgs(keys: Keys, events: readonly PreparedEvent[]): [string, str
     keys.stats(channel),
     events[0].spec.retentionMs,
     keys.live(channel),
+    keys.sharded ? keys.bell(channel) : '',
     keys.eventIndexPrefix(channel),
     ID_EARLY_MS,
     ID_LATE_MS,

@@ -1,6 +1,6 @@
-import {describe, expect, it} from 'vitest'
+import {expect, it} from 'vitest'
 
-import {redisUrl, testBuses, waitFor} from '../helpers/index.js'
+import {describeTargets, redisUrl, testBuses, waitFor} from '../helpers/index.js'
 import {childProcesses, fixture, type NdjsonChild} from '../helpers/child.js'
 import {streamEntries} from '../helpers/ops.js'
 
@@ -16,7 +16,7 @@ function seqs(children: NdjsonChild[], key: string): Set<number> {
   return out
 }
 
-describe('crash isolation (real processes killed by their poison events)', () => {
+describeTargets('crash isolation (real processes killed by their poison events)', () => {
   it('dead-letters only the poison events: every innocent neighbour is handled, none dead-lettered', async () => {
     const b = await bus()
     const poison = new Set([15, 45, 75, 105])
@@ -111,7 +111,7 @@ describe('crash isolation (real processes killed by their poison events)', () =>
   })
 })
 
-describe('reclaim under a backlog', () => {
+describeTargets('reclaim under a backlog', () => {
   it('redelivers the events of a consumer killed -9 while the others are saturated, ahead of the backlog', async () => {
     const b = await bus()
     // A backlog that three consumers need ~10 s for (far longer than the reclaim takes).

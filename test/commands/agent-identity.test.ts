@@ -1,9 +1,10 @@
 import {join} from 'node:path'
 
-import {describe, expect, it} from 'vitest'
+import {expect, it} from 'vitest'
 
 import {
   BIN,
+  describeTargets,
   keysUnder,
   randomPrefix,
   redisUrl,
@@ -41,7 +42,7 @@ async function consumers(b: Awaited<ReturnType<typeof bus>>, group: string): Pro
   return info.map((flat) => String(flat[flat.indexOf('name') + 1])).sort()
 }
 
-describe('raptor agent identity', () => {
+describeTargets('raptor agent identity', () => {
   it('refuses a second live agent with the same --id (exit 2, naming the first) and changes nothing', async () => {
     const b = await bus()
     const prefix = b.keys.prefix

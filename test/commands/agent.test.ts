@@ -1,16 +1,19 @@
 import {get} from 'node:http'
 import {fileURLToPath} from 'node:url'
 
+import type {Cluster} from 'ioredis'
 import {afterEach, describe, expect, it} from 'vitest'
 
+import {GUILDS} from '../../src/bus/channels.js'
 import {RaptorBus} from '../../src/bus/index.js'
-import {BIN, randomPrefix, redisUrl, runCli, waitFor} from '../helpers/index.js'
+import {BIN, describeTargets, randomPrefix, redisUrl, runCli, waitFor} from '../helpers/index.js'
 import {parseExposition, sample} from '../helpers/prometheus.js'
 import {RedisServer, freePort} from '../helpers/redis-server.js'
 import {childProcesses, type NdjsonChild} from '../helpers/child.js'
 
 const plugin = (name: string) => fileURLToPath(new URL(`../fixtures/plugins/${name}`, import.meta.url))
 const WORKER = plugin('worker.mjs')
+const GUILDS_PLUGIN = plugin('guilds.mjs')
 const JOBS = 'sys.state.update'
 const DONE = 'sys.alert.warning'
 
@@ -52,7 +55,7 @@ async function pendingOf(b: RaptorBus, group: string): Promise<number> {
   return Number(summary[0])
 }
 
-describe('raptor agent', () => {
+describeTargets('raptor agent', (t) => {
   it('processes every event once, logs NDJSON, heartbeats, and drains on SIGTERM with exit 0', async () => {
     const prefix = randomPrefix()
     const b = await bus(prefix)
@@ -111,33 +114,37 @@ describe('raptor agent', () => {
     expect(await pendingOf(b, 'worker')).toBe(1)
   })
 
-  it('reconnects and resumes by itself when Redis restarts under it', async () => {
-    const server = await RedisServer.start()
-    try {
-      const prefix = randomPrefix()
-      const agent = startAgent(prefix, ['--plugin', WORKER], {}, server.url)
-      await started(agent)
-      await server.restart()
-      const b = await RaptorBus.connect({redisUrl: server.url, prefix})
+  // Its own one-node Redis, restarted: the same on both targets.
+  it.skipIf(t.name === 'cluster')(
+    'reconnects and resumes by itself when Redis restarts under it',
+    async () => {
+      const server = await RedisServer.start()
       try {
-        // Jobs published after the restart are handled without anyone touching the agent.
-        await waitFor(
-          async () => {
-            await b.publish({channel: JOBS, type: 'job', payload: {n: 1}})
-            return (await doneEvents(b)).length > 0
-          },
-          20_000,
-          'a job handled after the restart',
-        )
+        const prefix = randomPrefix()
+        const agent = startAgent(prefix, ['--plugin', WORKER], {}, server.url)
+        await started(agent)
+        await server.restart()
+        const b = await RaptorBus.connect({redisUrl: server.url, prefix})
+        try {
+          // Jobs published after the restart are handled without anyone touching the agent.
+          await waitFor(
+            async () => {
+              await b.publish({channel: JOBS, type: 'job', payload: {n: 1}})
+              return (await doneEvents(b)).length > 0
+            },
+            20_000,
+            'a job handled after the restart',
+          )
+        } finally {
+          await b.close()
+        }
+        agent.child.kill('SIGTERM')
+        expect(await agent.exit).toBe(0)
       } finally {
-        await b.close()
+        await server.stop()
       }
-      agent.child.kill('SIGTERM')
-      expect(await agent.exit).toBe(0)
-    } finally {
-      await server.stop()
-    }
-  })
+    },
+  )
 
   it('completes an event on another agent when the first is killed -9 mid-handler', async () => {
     const prefix = randomPrefix()
@@ -155,6 +162,57 @@ describe('raptor agent', () => {
     await waitFor(async () => (await doneEvents(b)).length === 1, 15_000, 'redelivery')
     expect((await doneEvents(b))[0].id).toBe(id)
     await waitFor(async () => (await pendingOf(b, 'worker')) === 0, 5000, 'ack')
+  })
+
+  it('reclaims the events of an agent killed -9 holding events of channels on every master', async () => {
+    const prefix = randomPrefix()
+    const b = await bus(prefix)
+    const guilds = GUILDS.map((g) => `sys.guild.${g}.broadcast`)
+    if (t.name === 'cluster') {
+      // The four guild channels live on all three masters of the test cluster.
+      const cluster = b.redis as Cluster
+      const slots = await Promise.all(
+        guilds.map((c) => cluster.call('CLUSTER', 'KEYSLOT', b.keys.stream(c)) as Promise<number>),
+      )
+      const owners = new Set(slots.map((slot) => cluster.slots[slot][0]))
+      expect(owners.size).toBe(cluster.nodes('master').length)
+    }
+    const pending = async () =>
+      Promise.all(
+        guilds.map(async (c) =>
+          Number(((await b.redis.xpending(b.keys.stream(c), 'guilds')) as [number])[0]),
+        ),
+      )
+    const doomed = startAgent(
+      prefix,
+      ['--plugin', GUILDS_PLUGIN, '--id', 'doomed', '--reclaim-after', '1s'],
+      {
+        SLOW_MS: '60000',
+      },
+    )
+    await started(doomed)
+    const ids = await Promise.all(guilds.map((channel) => b.publish({channel, type: 'job', payload: {}})))
+    await waitFor(async () => (await pending()).every((n) => n === 1), 10_000, 'every event in flight')
+    doomed.child.kill('SIGKILL')
+    await doomed.exit
+    const rescuer = startAgent(prefix, [
+      '--plugin',
+      GUILDS_PLUGIN,
+      '--id',
+      'rescuer',
+      '--reclaim-after',
+      '1s',
+    ])
+    await started(rescuer)
+    await waitFor(
+      async () => (await doneEvents(b)).length === guilds.length,
+      20_000,
+      'every event redelivered',
+    )
+    const done = await doneEvents(b)
+    expect(done.map((d) => d.id).sort()).toEqual([...ids].sort())
+    expect(done.map((d) => d.channel).sort()).toEqual([...guilds].sort())
+    await waitFor(async () => (await pending()).every((n) => n === 0), 5000, 'every ack')
   })
 
   it('flags an agent that stopped heartbeating as stale', async () => {

@@ -15,6 +15,8 @@
   ARGV[2] channel retention in ms
   ARGV[3] live pub/sub channel name
   ARGV[4] marker lifetime in ms (the DLQ retention: the entry cannot outlive it)
+  ARGV[5] on a Redis Cluster, the channel's bell (the live name is then a shard channel, see
+          publish.lua); '' or absent on one server
 
   Returns the new stream entry id, or false when this DLQ entry was already published.
 ]]
@@ -27,7 +29,11 @@ local retention = tonumber(ARGV[2])
 local sid = redis.call('XADD', KEYS[1], 'MINID', '~', now - retention, '*', 'e', ARGV[1])
 redis.call('SET', KEYS[2], sid, 'PX', retention)
 redis.call('SET', KEYS[4], sid, 'PX', tonumber(ARGV[4]))
-local receivers = redis.call('PUBLISH', ARGV[3], sid .. ' ' .. ARGV[1])
+local bell = ARGV[5] or ''
+local receivers = redis.call(bell == '' and 'PUBLISH' or 'SPUBLISH', ARGV[3], sid .. ' ' .. ARGV[1])
+if bell ~= '' then
+  redis.call('SPUBLISH', bell, 1)
+end
 redis.call('HINCRBY', KEYS[3], 'published', 1)
 redis.call('HINCRBY', KEYS[3], 'requeued', 1)
 if receivers > 0 then
