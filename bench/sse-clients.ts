@@ -15,8 +15,12 @@ export type ClientsStart = {mode: 'sse'; n: number; url: string} | {mode: 'tail'
 export interface ClientsReport {
   /** Events received, summed over clients. */
   received: number
-  /** Clients the server dropped (slow consumer). */
+  /** Clients that read an `event: dropped` (the server's count is in its /metrics). */
   dropped: number
+  /** Clients that had not received every event when the receivers stopped. */
+  incomplete: number
+  /** Time spent waiting for events that did not come (the idle timeout), ms. */
+  idleMs: number
   latency: LatencySummary
 }
 
@@ -68,7 +72,8 @@ async function startSse(n: number, url: string): Promise<void> {
               const cut = text.lastIndexOf('\n')
               tail = text.slice(cut + 1)
               const whole = text.slice(0, cut + 1)
-              if (!started && whole.includes('id: ')) {
+              // `: live` once the server has sent the history and joined the stream's fan-out group.
+              if (!started && whole.includes(': live')) {
                 started = true
                 resolve()
               }
@@ -101,7 +106,8 @@ async function startTail(bin: string, args: string[]): Promise<void> {
     child.stderr.on('data', (d) => {
       stderr += d
       if (stderr.includes('tail: listening on')) resolve()
-      if (stderr.includes('dropped')) dropped++
+      // tail's one reader counts as dropped once it says it dropped events for it.
+      dropped = /tail: dropped \d+/.test(stderr) ? 1 : 0
     })
     child.on('exit', (code) => reject(new Error(`raptor tail exited ${code}: ${stderr}`)))
   })
@@ -126,7 +132,14 @@ process.on('message', async (message: ClientsStart | {stop: number}) => {
       idleSince = Date.now()
     }
   }
+  const idleMs = counts.some((c) => c < expected) ? Date.now() - idleSince : 0
   stop()
-  const report: ClientsReport = {received: total(), dropped, latency: histogram.summary()}
+  const report: ClientsReport = {
+    received: total(),
+    dropped,
+    incomplete: counts.filter((c) => c < expected).length,
+    idleMs,
+    latency: histogram.summary(),
+  }
   process.send!(report, () => process.exit(0))
 })

@@ -2,10 +2,12 @@ import {readFile} from 'node:fs/promises'
 
 import {Flags} from '@oclif/core'
 
+import type {ConnectionChange} from '../bus/connection.js'
 import {InvalidInputError} from '../bus/errors.js'
 import {BaseCommand} from '../cli/base-command.js'
 import {ExitCode} from '../cli/exit-codes.js'
 import {palette} from '../cli/output.js'
+import type {Gateway} from '../gateway/server.js'
 
 export default class Serve extends BaseCommand<typeof Serve> {
   static override summary = 'Serve the bus on HTTP: CloudEvents ingress, SSE/WebSocket streams, a dashboard.'
@@ -47,6 +49,11 @@ Logs go to stderr (NDJSON on stdout with --json). SIGTERM/SIGINT end the live st
       min: 64 * 1024,
       helpGroup: 'TUNING',
     }),
+    'access-log': Flags.boolean({
+      summary: 'Log one line per request: method, path, status, ms (live streams when they end).',
+      description: 'Never the query string (it may hold access_token), headers or cookies. Off by default.',
+      default: false,
+    }),
     'max-streams': Flags.integer({
       summary: 'Live connections (SSE + WebSocket) at once; more get 503.',
       default: 10_000,
@@ -65,7 +72,17 @@ Logs go to stderr (NDJSON on stdout with --json). SIGTERM/SIGINT end the live st
     // Before connecting to Redis: an exposed bind without a token is a usage error, whatever Redis says.
     checkExposure(flags.host, token)
     const log = createLog(this.jsonEnabled(), palette(process.stderr))
-    const bus = await this.bus({reconnect: true})
+    // Connection changes reach the gateway once it runs (live streams resume from history).
+    const started: {gateway?: Gateway} = {}
+    const bus = await this.bus({
+      reconnect: true,
+      onConnectionChange: (change: ConnectionChange) => {
+        if (change.state === 'lost')
+          log.write('warn', `redis: connection lost (${change.reason})`, {connection: change.connection})
+        else log.write('info', 'redis: reconnected')
+        started.gateway?.connectionChanged(change)
+      },
+    })
     const gateway = await startGateway({
       bus,
       host: flags.host,
@@ -73,8 +90,10 @@ Logs go to stderr (NDJSON on stdout with --json). SIGTERM/SIGINT end the live st
       token,
       corsOrigins: flags['cors-origin'],
       limits: {clientBufferBytes: flags['client-buffer'], maxStreams: flags['max-streams']},
+      accessLog: flags['access-log'],
       log,
     })
+    started.gateway = gateway
     log.write('info', `serve: listening on ${gateway.url} (dashboard ${gateway.url}/)`, {
       url: gateway.url,
       auth: token === undefined ? 'none (loopback)' : 'bearer token',

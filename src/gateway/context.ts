@@ -1,5 +1,9 @@
+import type {FastifyRequest} from 'fastify'
+
 import type {AgentLog} from '../agent/log.js'
 import type {RaptorBus} from '../bus/bus.js'
+import type {Fanout} from './fanout.js'
+import type {FlushScheduler} from './flush.js'
 import type {GatewayStats} from './stats.js'
 
 /** Limits of the gateway (flags of `raptor serve`). */
@@ -33,6 +37,12 @@ export interface GatewayContext {
   stats: GatewayStats
   log: AgentLog
   limits: GatewayLimits
+  /** Fan-out groups of the live streams. */
+  fanout: Fanout
+  /** Batches the live clients' writes. */
+  flusher: FlushScheduler
+  /** Writes the access-log line of a request (when the access log is on). */
+  access?: (request: FastifyRequest, status: number, ms: number) => void
   /** Aborted when the gateway shuts down: live streams end. */
   shutdown: AbortSignal
 }

@@ -13,6 +13,7 @@
 import type {StreamCursor} from '../bus/bus.js'
 import {isChannelName} from '../bus/envelope.js'
 import {InvalidInputError} from '../bus/errors.js'
+import {compareIds, idTime} from '../bus/stream-ids.js'
 
 /** Longest cursor text accepted. */
 const MAX_LENGTH = 16_384
@@ -34,6 +35,12 @@ export class CursorTracker {
   advance(channel: string, streamId: string): void {
     this.after.set(channel, streamId)
     this.text = undefined
+  }
+
+  /** True when the entry `streamId` of `channel` is at or before this cursor (already sent). */
+  covers(channel: string, streamId: string): boolean {
+    const after = this.after.get(channel)
+    return after === undefined ? idTime(streamId) < this.from : compareIds(streamId, after) <= 0
   }
 
   /** The library's form, for `bus.subscribe({resume})`. */

@@ -3,12 +3,13 @@
  * for, its filters, and its resume cursor. Delivery and the history stitching are the library's
  * (`bus.subscribe` with `since` or `resume`); this module only selects events and keeps the cursor.
  */
-import type {RaptorBus} from '../bus/bus.js'
 import {assertChannelPattern} from '../bus/channels.js'
 import {InvalidInputError} from '../bus/errors.js'
 import {PRIORITIES, type RaptorEvent} from '../bus/envelope.js'
-import type {LiveMeta, Subscription} from '../bus/live.js'
+import type {LiveMeta} from '../bus/live.js'
+import type {GatewayContext} from './context.js'
 import {CursorTracker, parseCursor} from './cursor.js'
+import type {Membership, SharedEvent} from './fanout.js'
 import {compileFilter} from './filter.js'
 
 /** What a client asks of a live stream. */
@@ -34,12 +35,18 @@ export interface StreamSink {
    * backfill until the client has read enough (live events never wait: a slow client is dropped).
    */
   send(event: RaptorEvent, json: string, cursor: string): void | Promise<void>
+  /** Sends one event of the stream's fan-out group: the same bytes for every member. */
+  sendShared(shared: SharedEvent): void
+  /** Events lost in a Redis outage that history no longer holds. */
+  missed(count: number, cursor: string): void
 }
 
 /** A stream checked and ready to open: every error a client can cause is raised here, before any write. */
 export interface PreparedStream {
   patterns: string[]
   accept: (event: RaptorEvent) => boolean
+  /** No filters: every event of the patterns goes out. */
+  acceptsAll: boolean
   resume?: CursorTracker
   since?: number
 }
@@ -94,47 +101,86 @@ export function prepareStream(spec: StreamSpec): PreparedStream {
   return {
     patterns,
     accept,
+    acceptsAll: !types && !sources && !priorities && !where,
     resume: spec.resume === undefined || spec.resume === '' ? undefined : parseCursor(spec.resume),
     since: spec.since,
   }
 }
 
-/** An open stream: its subscription and where it stands. */
+/** An open stream: where it stands, and how to end it. */
 export interface OpenStream {
-  subscription: Subscription
-  cursor: CursorTracker
+  /** The cursor after the last event offered (sent or filtered out). */
+  cursor(): string
+  close(): Promise<void>
 }
 
 /**
- * Opens a prepared stream: history first when resuming (or with `since`), then live, seamlessly.
- * Resolves once live; `signal` ends it early (a client that went away during the backfill).
+ * Opens a prepared stream: history first when resuming (or with `since`), then live, seamlessly, on
+ * a subscription of its own; then it joins the fan-out group of its patterns and drops its own
+ * subscription (its cursor skips what both sent meanwhile). Resolves once in the group; `signal`
+ * ends it early (a client that went away during the backfill).
  */
 export async function openStream(
-  bus: RaptorBus,
+  ctx: Pick<GatewayContext, 'bus' | 'fanout'>,
   stream: PreparedStream,
   sink: StreamSink,
   options: {
     signal?: AbortSignal
-    maxInFlight?: number
     onStart?: (cursor: CursorTracker) => void
+    /** Called once history is sent, before joining the group. */
+    onLive?: () => void
+    /**
+     * For a stream without filters: once in the group, its SSE frames go here in batches (the same
+     * buffer for every such member) instead of one `sendShared` per event.
+     */
+    batch?: (frames: Buffer, events: number) => void
   } = {},
 ): Promise<OpenStream> {
+  const {bus, fanout} = ctx
   // A fresh stream starts at the server time before subscribing, exactly: what is published while
   // the subscription is being set up comes from history (a resume from that time), so that neither a
   // client that stays nor one that reconnects at once with the first cursor misses anything.
-  const cursor = stream.resume ?? new CursorTracker(await bus.history.serverTime())
-  const resume = stream.resume ?? (stream.since === undefined ? cursor : undefined)
-  options.onStart?.(cursor)
-  const handler = (event: RaptorEvent, meta: LiveMeta) => {
+  const own = stream.resume ?? new CursorTracker(await bus.history.serverTime())
+  const resume = stream.resume ?? (stream.since === undefined ? own : undefined)
+  options.onStart?.(own)
+  let joining = false
+  const offer = (event: RaptorEvent, meta: LiveMeta) => {
+    // Both the own subscription and the group may offer an event while the stream joins its group.
+    if (joining && own.covers(meta.channel, meta.streamId)) return
     // Events the filters reject move the cursor too: a resume need not look at them again.
-    cursor.advance(meta.channel, meta.streamId)
-    if (stream.accept(event)) return sink.send(event, eventJson(event), cursor.toString())
+    own.advance(meta.channel, meta.streamId)
+    if (stream.accept(event)) return sink.send(event, eventJson(event), own.toString())
   }
-  const subscription = await bus.subscribe(stream.patterns, handler, {
+  const subscription = await bus.subscribe(stream.patterns, offer, {
     resume: resume?.toStreamCursor(),
     since: resume ? undefined : stream.since,
     signal: options.signal,
-    maxInFlight: options.maxInFlight,
   })
-  return {subscription, cursor}
+  options.onLive?.()
+  joining = true
+  let shared = false
+  let membership: Membership
+  try {
+    membership = await fanout.join(stream.patterns, {
+      offer: (s) => {
+        if (!shared) void offer(s.event, s.meta)
+        else if (stream.accept(s.event)) sink.sendShared(s)
+      },
+      missed: (count, cursor) => sink.missed(count, cursor),
+    })
+  } catch (error) {
+    await subscription.unsubscribe().catch(() => {})
+    throw error
+  }
+  await subscription.unsubscribe()
+  shared = true
+  if (options.batch && stream.acceptsAll) membership.useBatch(options.batch)
+  return {
+    cursor: () => (shared ? membership.cursor() : own.toString()),
+    close: async () => {
+      shared = false
+      membership.leave()
+      await subscription.unsubscribe()
+    },
+  }
 }

@@ -7,15 +7,18 @@
 import {setMaxListeners} from 'node:events'
 import {fileURLToPath} from 'node:url'
 
-import Fastify, {type FastifyInstance} from 'fastify'
+import Fastify, {type FastifyInstance, type FastifyRequest} from 'fastify'
 
 import type {AgentLog} from '../agent/log.js'
 import type {RaptorBus} from '../bus/bus.js'
+import type {ConnectionChange} from '../bus/connection.js'
 import {InvalidInputError} from '../bus/errors.js'
 import {MIN_TOKEN_LENGTH, authHook, loginHandler} from './auth.js'
 import {BATCH, STRUCTURED, parseJsonExact} from './cloudevents.js'
 import {DEFAULT_LIMITS, type GatewayContext, type GatewayLimits} from './context.js'
 import {makeErrorHandler} from './errors.js'
+import {Fanout} from './fanout.js'
+import {FlushScheduler} from './flush.js'
 import {dlqRoutes} from './routes/dlq.js'
 import {eventRoutes} from './routes/events.js'
 import {opsRoutes} from './routes/ops.js'
@@ -39,7 +42,26 @@ export interface GatewayOptions {
   /** Largest request body. @defaultValue the bus's maxPayloadBytes + 64 KiB */
   bodyLimit?: number
   limits?: Partial<GatewayLimits>
+  /**
+   * One info line per request: method, path (never the query), status and ms; live streams when they
+   * end. Off by default, as Fastify's request logging is. @defaultValue false
+   */
+  accessLog?: boolean
   log: AgentLog
+}
+
+/** The access-log line of a request: no query string (it may hold `access_token`), no header. */
+function accessLine(log: AgentLog) {
+  return (request: FastifyRequest, status: number, ms: number) => {
+    const path = request.url.split('?')[0]
+    const rounded = Math.round(ms * 10) / 10
+    log.write('info', `${request.method} ${path} ${status} ${rounded}ms`, {
+      method: request.method,
+      path,
+      status,
+      ms: rounded,
+    })
+  }
 }
 
 export interface Gateway {
@@ -47,6 +69,12 @@ export interface Gateway {
   /** `http://host:port` it listens on. */
   url: string
   stats: GatewayStats
+  /**
+   * Pass the bus's `onConnectionChange` here: live streams stop at once when Redis is lost and
+   * resume from history when it is back (without it they resume on the subscription's gap report,
+   * a round trip after the reconnect: events of that moment may then be counted as missed instead).
+   */
+  connectionChanged(change: ConnectionChange): void
   /** Ends every live stream, stops listening. The bus stays open (it is the caller's). */
   close(): Promise<void>
 }
@@ -87,12 +115,16 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   // Every live stream listens for the shutdown: thousands of listeners are expected, not a leak.
   setMaxListeners(0, shutdown.signal)
   const stats = new GatewayStats()
+  const flusher = new FlushScheduler(() => stats.openStreams)
   const ctx: GatewayContext = {
     bus: options.bus,
     stats,
     log: options.log,
     limits: {...DEFAULT_LIMITS, ...options.limits},
     shutdown: shutdown.signal,
+    access: options.accessLog ? accessLine(options.log) : undefined,
+    fanout: new Fanout(options.bus, flusher, (message) => options.log.write('warn', message)),
+    flusher,
   }
   const app = Fastify({
     logger: false,
@@ -145,9 +177,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       },
     }),
   )
-  app.addHook('onResponse', async (request, reply) =>
-    stats.request(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode),
-  )
+  app.addHook('onResponse', async (request, reply) => {
+    stats.request(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode)
+    ctx.access?.(request, reply.statusCode, reply.elapsedTime)
+  })
 
   if (options.corsOrigins && options.corsOrigins.length > 0) {
     const {default: cors} = await import('@fastify/cors')
@@ -198,9 +231,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     app,
     url: `http://${shown}:${port}`,
     stats,
+    connectionChanged: (change) => ctx.fanout.connectionChanged(change),
     async close() {
       shutdown.abort()
       await app.close()
+      await ctx.fanout.close()
     },
   }
 }

@@ -11,6 +11,8 @@ import type {FastifyReply, FastifyRequest} from 'fastify'
 import type {RaptorEvent} from '../bus/envelope.js'
 import type {GatewayContext} from './context.js'
 import {HttpError} from './errors.js'
+import type {SharedEvent} from './fanout.js'
+import {FrameQueue} from './flush.js'
 import {openStream, prepareStream, sseDataFrame, type StreamSpec} from './live.js'
 
 /** Reconnect delay suggested to EventSource clients, in ms. */
@@ -38,7 +40,7 @@ export async function serveSse(
   const abort = new AbortController()
   let live = false
   let ended = false
-  let unsubscribe: (() => Promise<void>) | undefined
+  let close: (() => Promise<void>) | undefined
 
   reply.hijack()
   res.writeHead(200, {
@@ -51,14 +53,17 @@ export async function serveSse(
   res.flushHeaders()
   ctx.stats.opened('sse')
 
+  const opened = performance.now()
   const end = (why?: {reason: string; kind: 'slow_consumer' | 'unresponsive'}) => {
     if (ended) return
     ended = true
+    ctx.access?.(request, 200, performance.now() - opened)
     abort.abort(new Error(why?.reason ?? 'client went away'))
     clearInterval(keepAlive)
     ctx.shutdown.removeEventListener('abort', onShutdown)
     ctx.stats.closed('sse')
-    void unsubscribe?.().catch(() => {})
+    queue.clear()
+    void close?.().catch(() => {})
     if (why) {
       ctx.stats.clientDropped('sse', why.kind)
       ctx.log.write('warn', `dropped SSE client ${peer}: ${why.reason}`, {path: request.url.split('?')[0]})
@@ -70,6 +75,7 @@ export async function serveSse(
     res.socket?.end()
   }
   const onShutdown = () => {
+    flush()
     if (!ended) res.write(`event: shutdown\ndata: {"reason":"the gateway is shutting down"}\n\n`)
     end()
   }
@@ -100,38 +106,83 @@ export async function serveSse(
       res.on('close', done)
     })
 
+  // Live events are queued and written in batches (see flush.ts); the queue and the socket's own
+  // buffer together stay under the limit, or the client is dropped.
+  const queue = new FrameQueue()
+  const flush = () => {
+    if (ended) return
+    const chunk = queue.take()
+    if (chunk) res.write(chunk)
+  }
+  const enqueue = (frame: Buffer) => {
+    if (ended) return
+    queue.push(frame)
+    const unread = queue.bytes + res.writableLength
+    if (unread > limit)
+      return end({reason: `slow consumer: ${unread} bytes unread (limit ${limit})`, kind: 'slow_consumer'})
+    ctx.flusher.mark(flush)
+  }
+
   let waiting: Promise<void> | undefined
   const send = (event: RaptorEvent, _json: string, cursor: string): void | Promise<void> => {
     if (ended) return
+    ctx.stats.eventSent('sse')
     // The id is this client's; the data lines are the same bytes for every client.
+    if (live) {
+      enqueue(Buffer.from(`id: ${cursor}\n`))
+      enqueue(sseDataFrame(event))
+      return
+    }
     res.write(`id: ${cursor}\n`)
     res.write(sseDataFrame(event))
-    ctx.stats.eventSent('sse')
     if (res.writableLength <= limit) return
-    // History is awaited by the library, so it may wait for a slow reader (bounded by time). Nothing
-    // else is: live events, and the live events held during the backfill, released at the seam all at
-    // once while a wait may still be pending. Those drop the client rather than pile up.
-    if (!live && waiting === undefined) {
+    // History is awaited by the library, so it may wait for a slow reader (bounded by time), one wait
+    // at a time. The live events held during the backfill, released at the seam all at once while a
+    // wait may still be pending, drop the client rather than pile up.
+    if (waiting === undefined) {
       waiting = drained().finally(() => (waiting = undefined))
       return waiting
     }
     end({reason: `slow consumer: ${res.writableLength} bytes unread (limit ${limit})`, kind: 'slow_consumer'})
   }
+  const sink = {
+    send,
+    sendShared: (shared: SharedEvent) => {
+      ctx.stats.eventSent('sse')
+      enqueue(shared.sseFrame())
+    },
+    missed: (count: number, cursor: string) => {
+      const data = JSON.stringify({
+        missed: count,
+        reason: 'lost while Redis was unreachable; no longer in history',
+      })
+      enqueue(Buffer.from(`event: gap\nid: ${cursor}\ndata: ${data}\n\n`))
+    },
+  }
 
   try {
-    const opened = await openStream(
-      ctx.bus,
-      stream,
-      {send},
-      {
-        signal: abort.signal,
-        // The first `id:` (with no data) gives the client a resume point before any event arrives.
-        onStart: (cursor) => res.write(`retry: ${RETRY_MS}\nid: ${cursor}\n\n`),
+    const opened = await openStream(ctx, stream, sink, {
+      signal: abort.signal,
+      // The first `id:` (with no data) gives the client a resume point before any event arrives.
+      onStart: (cursor) => res.write(`retry: ${RETRY_MS}\nid: ${cursor}\n\n`),
+      onLive: () => (live = true),
+      batch: (frames, events) => {
+        if (ended) return
+        ctx.stats.eventSent('sse', events)
+        flush()
+        res.write(frames)
+        if (res.writableLength > limit)
+          end({
+            reason: `slow consumer: ${res.writableLength} bytes unread (limit ${limit})`,
+            kind: 'slow_consumer',
+          })
       },
-    )
-    live = true
-    unsubscribe = () => opened.subscription.unsubscribe()
-    if (ended) await unsubscribe()
+    })
+    close = () => opened.close()
+    if (ended) return void (await close())
+    // A comment (EventSource ignores it): history is sent and the stream is live.
+    flush()
+    res.write(': live\n\n')
   } catch (error) {
     if (ended) return
     // Headers are out: the error goes to the client as an event, then the stream ends.

@@ -62,8 +62,8 @@ export class GatewayStats {
     this.open[transport]--
   }
 
-  eventSent(transport: Transport): void {
-    this.sentCount[transport]++
+  eventSent(transport: Transport, n = 1): void {
+    this.sentCount[transport] += n
   }
 
   clientDropped(transport: Transport, reason: 'slow_consumer' | 'unresponsive'): void {

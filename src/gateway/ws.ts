@@ -21,6 +21,7 @@ import {InvalidInputError} from '../bus/errors.js'
 import type {RaptorEvent} from '../bus/envelope.js'
 import type {GatewayContext} from './context.js'
 import {errorBody} from './errors.js'
+import type {SharedEvent} from './fanout.js'
 import {openStream, prepareStream, type StreamSpec} from './live.js'
 
 /** Subscriptions one connection may hold. */
@@ -86,6 +87,7 @@ export function serveWebSocket(
     return
   }
   ctx.stats.opened('ws')
+  const opened = performance.now()
 
   const reply = (message: Record<string, unknown>) => {
     if (!closed) socket.send(JSON.stringify(message))
@@ -98,6 +100,7 @@ export function serveWebSocket(
   const finish = () => {
     if (closed) return
     closed = true
+    ctx.access?.(request, 101, performance.now() - opened)
     clearInterval(pinger)
     ctx.shutdown.removeEventListener('abort', onShutdown)
     ctx.stats.closed('ws')
@@ -141,7 +144,8 @@ export function serveWebSocket(
     const stream = prepareStream(spec)
     const sub: Sub = {abort: new AbortController(), live: false}
     subs.set(id, sub)
-    const prefix = `{"op":"event","id":${JSON.stringify(id)},"cursor":`
+    const head = `{"op":"event","id":${JSON.stringify(id)}`
+    const prefix = `${head},"cursor":`
     const send = (_event: RaptorEvent, json: string, cursor: string): void | Promise<void> => {
       if (closed || subs.get(id) !== sub) return
       const text = `${prefix}${JSON.stringify(cursor)},"event":${json}}`
@@ -163,12 +167,34 @@ export function serveWebSocket(
         return drainedOr(flushed).finally(() => (sub.waiting = false))
       }
     }
+    const sendLive = (text: string) => {
+      if (closed || subs.get(id) !== sub) return
+      ctx.stats.eventSent('ws')
+      socket.send(text)
+      if (socket.bufferedAmount > limit)
+        drop(`slow consumer: ${socket.bufferedAmount} bytes unread (limit ${limit})`, 'slow_consumer')
+    }
+    const sink = {
+      send,
+      // The cursor and event text are made once per event for every subscription of the group.
+      sendShared: (shared: SharedEvent) => sendLive(head + shared.wsTail()),
+      missed: (count: number, cursor: string) =>
+        reply({
+          op: 'gap',
+          id,
+          cursor,
+          missed: count,
+          reason: 'lost while Redis was unreachable; no longer in history',
+        }),
+    }
     try {
-      const opened = await openStream(ctx.bus, stream, {send}, {signal: sub.abort.signal})
-      sub.live = true
-      sub.unsubscribe = () => opened.subscription.unsubscribe()
+      const opened = await openStream(ctx, stream, sink, {
+        signal: sub.abort.signal,
+        onLive: () => (sub.live = true),
+      })
+      sub.unsubscribe = () => opened.close()
       if (closed || subs.get(id) !== sub) return void (await sub.unsubscribe())
-      reply({op: 'subscribed', id, cursor: opened.cursor.toString()})
+      reply({op: 'subscribed', id, cursor: opened.cursor()})
     } catch (error) {
       if (subs.get(id) === sub) subs.delete(id)
       throw error

@@ -39,6 +39,8 @@ export interface SseClient {
   events(): Record<string, unknown>[]
   /** The last `id:` received (what EventSource would send back as Last-Event-ID). */
   lastEventId?: string
+  /** The server said `: live` (history sent, the stream is live). */
+  live: boolean
   ended: Promise<void>
   close(): void
 }
@@ -64,6 +66,7 @@ export function sse(url: string, headers: Record<string, string> = {}): Promise<
           response.on('close', done)
         }),
         close: () => req.destroy(),
+        live: false,
       }
       response.on('data', (chunk: string) => {
         buffer += chunk
@@ -75,6 +78,7 @@ export function sse(url: string, headers: Record<string, string> = {}): Promise<
           const data: string[] = []
           let hasId = false
           for (const line of block.split('\n')) {
+            if (line === ': live') client.live = true
             if (line.startsWith(':')) continue
             const colon = line.indexOf(':')
             const field = colon < 0 ? line : line.slice(0, colon)
