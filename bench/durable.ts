@@ -29,7 +29,7 @@ import {
   tag,
   type Settings,
 } from './lib.js'
-import {natsConnect} from './publishers.js'
+import {busClass, natsConnect} from './publishers.js'
 
 /**
  * A channel already holding `events` events, published with raptor (not timed): raptor's consumers
@@ -85,6 +85,26 @@ export async function raptorConsumeAll(
   )
   await all
   await Promise.all(consumers.map((c) => c.stop(5000)))
+}
+
+/** raptor of another build (`--vs DIR`) consuming a channel filled by this one. */
+async function consumeWith(
+  vs: string,
+  url: string,
+  ch: {bus: RaptorBus; channel: string},
+  events: number,
+): Promise<void> {
+  const Bus = await busClass(vs)
+  const bus = await Bus.connect({
+    redisUrl: url,
+    prefix: ch.bus.keys.prefix,
+    channels: [{name: ch.channel, retention: '1h'}],
+  })
+  try {
+    await raptorConsumeAll(bus, ch.channel, events)
+  } finally {
+    await bus.close()
+  }
 }
 
 /**
@@ -244,6 +264,9 @@ export const consumeRow: BenchRow = {
       onChannel('raptor', 'raptor bus.consume (no-op handler, concurrency 100, fenced acks)', (ch) =>
         raptorConsumeAll(ch.bus, ch.channel, n),
       ),
+      ...(s.vs
+        ? [onChannel('raptorVs', `raptor bus.consume of ${s.vs}`, (ch) => consumeWith(s.vs!, url, ch, n))]
+        : []),
       {
         key: 'bull',
         label: 'BullMQ Worker (concurrency 100, attempts 3, backoff)',

@@ -1,10 +1,12 @@
 import {execFileSync} from 'node:child_process'
 import {randomBytes, randomUUID} from 'node:crypto'
+import {existsSync} from 'node:fs'
 import {cpus} from 'node:os'
+import {join, resolve} from 'node:path'
 
 /**
- * Settings of one suite run, from flags (`--quick`, `--rounds N` (or `--runs N`), `--only a,b`)
- * and env (`BENCH_QUICK=1`, `BENCH_ROUNDS`, `BENCH_ONLY`).
+ * Settings of one suite run, from flags (`--quick`, `--rounds N` (or `--runs N`), `--only a,b`,
+ * `--events N`, `--live-ms N`) and env (`BENCH_QUICK=1`, `BENCH_ROUNDS`, `BENCH_ONLY`).
  */
 export interface Settings {
   quick: boolean
@@ -22,6 +24,11 @@ export interface Settings {
   only: string[]
   /** Default payload size, bytes of JSON. */
   payloadBytes: number
+  /**
+   * Another raptor checkout with a built dist/ (`--vs DIR`): its bus runs as one more case beside
+   * this tree's in the publish, consume and live rows (A/B of two builds in the same run).
+   */
+  vs?: string
 }
 
 export function settings(argv = process.argv.slice(2)): Settings {
@@ -40,12 +47,24 @@ export function settings(argv = process.argv.slice(2)): Settings {
   )
   if (!Number.isInteger(runs) || runs < 1)
     throw new Error('--rounds takes a whole number ≥ 1, e.g. --rounds 5')
+  const events = Number(flag('events') ?? (quick ? 5000 : 20_000))
+  const liveMs = Number(flag('live-ms') ?? (quick ? 2000 : 5000))
+  if (!Number.isInteger(events) || events < 1000 || events % 1000 !== 0)
+    throw new Error('--events takes a multiple of 1000, e.g. --events 20000')
+  if (!Number.isInteger(liveMs) || liveMs < 500)
+    throw new Error('--live-ms takes whole ms ≥ 500, e.g. --live-ms 5000')
+  const vs = flag('vs') ?? process.env.BENCH_VS
+  if (vs !== undefined && !existsSync(join(resolve(vs), 'dist/bus/index.js')))
+    throw new Error(
+      `--vs takes a raptor checkout with a built dist/ (npm run build there): no ${join(resolve(vs), 'dist/bus/index.js')}`,
+    )
   return {
+    vs: vs === undefined ? undefined : resolve(vs),
     quick,
     runs,
-    events: quick ? 5000 : 20_000,
+    events,
     window: 100,
-    liveMs: quick ? 2000 : 5000,
+    liveMs,
     cliRuns: quick ? 6 : 20,
     only: (flag('only') ?? process.env.BENCH_ONLY ?? '').split(',').filter(Boolean),
     payloadBytes: 500,

@@ -6,8 +6,8 @@
  */
 import {Redis} from 'ioredis'
 
-import {RaptorBus} from '../src/bus/index.js'
 import {Histogram, nowMicros, type LatencySummary} from '../src/cli/histogram.js'
+import {busClass} from './publishers.js'
 
 export interface SubStart {
   mode: 'raptor' | 'raw'
@@ -16,6 +16,8 @@ export interface SubStart {
   channel: string
   /** Subscribers, each on its own connection (raptor: its own bus). */
   n: number
+  /** Another raptor checkout's dist/ to subscribe with (`--vs DIR`). */
+  vs?: string
 }
 
 export interface SubReport {
@@ -40,7 +42,8 @@ process.on('message', async (message: SubStart | {stop: number}) => {
   if ('mode' in message) {
     for (let i = 0; i < message.n; i++) {
       if (message.mode === 'raptor') {
-        const bus = await RaptorBus.connect({
+        const Bus = await busClass(message.vs)
+        const bus = await Bus.connect({
           redisUrl: message.url,
           prefix: message.prefix,
           channels: [{name: message.channel, retention: '1h'}],

@@ -85,29 +85,51 @@ export const publishRow: BenchRow = {
         'one',
       ),
       c('raptor', 'raptor bus.publish', () => raptorPublisher(url, opts), 'one'),
+      ...(s.vs
+        ? [
+            c(
+              'raptorVs',
+              `raptor bus.publish of ${s.vs}`,
+              () => raptorPublisher(url, {...opts, vs: s.vs}),
+              'one',
+            ),
+          ]
+        : []),
       c('bull', 'BullMQ Queue.add', () => bullPublisher(url, opts), 'one'),
       c('nats', 'NATS JetStream js.publish (memory stream, awaited)', () => natsPublisher(opts), 'one'),
       c('rawMany', `raw one-script, ${BATCH} EVALSHA pipelined`, () => rawPublisher(url, opts), 'many'),
       c('raptorMany', `raptor bus.publishMany(${BATCH})`, () => raptorPublisher(url, opts), 'many'),
+      ...(s.vs
+        ? [
+            c(
+              'raptorManyVs',
+              `raptor bus.publishMany(${BATCH}) of ${s.vs}`,
+              () => raptorPublisher(url, {...opts, vs: s.vs}),
+              'many',
+            ),
+          ]
+        : []),
       c('bullMany', `BullMQ Queue.addBulk(${BATCH})`, () => bullPublisher(url, opts), 'many'),
       c('natsMany', `NATS JetStream ${BATCH} js.publish at once`, () => natsPublisher(opts), 'many'),
     ]
     const res = await interleave(cases, s.runs, {between: () => flush(admin), describe: describeProfile})
     const rate = (p: Profile) => p.rate
     const rows = (keys: string[], base: string, bull: string, nats: string) =>
-      keys.map((k) => {
-        const r = res.get(k)!
-        if (r.skipped) return [r.label, `skipped: ${r.skipped}`, '', '', '', '', '', '']
-        const redis = !k.startsWith('nats')
-        return [
-          r.label,
-          fmtStat(over(r, rate)),
-          fmtRatio(ratioOver(r, res.get(base), rate)),
-          fmtRatio(ratioOver(r, res.get(bull), rate)),
-          fmtRatio(ratioOver(r, res.get(nats), rate)),
-          ...profileCells(r, redis),
-        ]
-      })
+      keys
+        .filter((k) => res.has(k))
+        .map((k) => {
+          const r = res.get(k)!
+          if (r.skipped) return [r.label, `skipped: ${r.skipped}`, '', '', '', '', '', '']
+          const redis = !k.startsWith('nats')
+          return [
+            r.label,
+            fmtStat(over(r, rate)),
+            fmtRatio(ratioOver(r, res.get(base), rate)),
+            fmtRatio(ratioOver(r, res.get(bull), rate)),
+            fmtRatio(ratioOver(r, res.get(nats), rate)),
+            ...profileCells(r, redis),
+          ]
+        })
     const head = [
       'case',
       'events/s',
@@ -121,13 +143,18 @@ export const publishRow: BenchRow = {
     const markdown = [
       `Concurrent single publishes (${s.window} in flight, ${fmt(s.events)} events a round):`,
       '',
-      markdownTable(head, rows(['raw', 'raptor', 'bull', 'nats'], 'raw', 'bull', 'nats')),
+      markdownTable(head, rows(['raw', 'raptor', 'raptorVs', 'bull', 'nats'], 'raw', 'bull', 'nats')),
       '',
       `Batches (${BATCH} events a call, one call in flight, ${fmt(s.events)} events a round):`,
       '',
       markdownTable(
         head,
-        rows(['rawMany', 'raptorMany', 'bullMany', 'natsMany'], 'rawMany', 'bullMany', 'natsMany'),
+        rows(
+          ['rawMany', 'raptorMany', 'raptorManyVs', 'bullMany', 'natsMany'],
+          'rawMany',
+          'bullMany',
+          'natsMany',
+        ),
       ),
     ].join('\n')
     const q = (a: string, b: string, pick: (p: Profile) => number) =>

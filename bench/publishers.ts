@@ -3,6 +3,9 @@
  * single publish) or `many(n)` (a batch of n), and `close()`. Every side builds its payload with
  * the same builder (lib.ts `payloadMaker`) and stores the same envelope attributes.
  */
+import {join} from 'node:path'
+import {pathToFileURL} from 'node:url'
+
 import {Queue} from 'bullmq'
 import {Redis} from 'ioredis'
 
@@ -10,6 +13,13 @@ import {RaptorBus} from '../src/bus/index.js'
 import {nowMicros} from '../src/cli/histogram.js'
 import {skip} from './harness.js'
 import {payloadMaker, rawEnvelope, tag} from './lib.js'
+
+/** The RaptorBus class of this tree, or of another checkout's dist/ (`--vs DIR`). */
+export async function busClass(vs?: string): Promise<typeof RaptorBus> {
+  if (vs === undefined) return RaptorBus
+  const url = pathToFileURL(join(vs, 'dist/bus/index.js')).href
+  return ((await import(url)) as {RaptorBus: typeof RaptorBus}).RaptorBus
+}
 
 export interface Publisher {
   one(): Promise<unknown>
@@ -83,10 +93,11 @@ export async function rawPublisher(
 /** raptor `bus.publish` / `bus.publishMany` on a fresh prefix. */
 export async function raptorPublisher(
   url: string,
-  opts: {payloadBytes: number; channels?: string[]; retention?: string},
+  opts: {payloadBytes: number; channels?: string[]; retention?: string; vs?: string},
 ): Promise<Publisher & {bus: RaptorBus; channels: string[]}> {
   const channels = opts.channels ?? [`bench.rp${tag()}`]
-  const bus = await RaptorBus.connect({
+  const Bus = await busClass(opts.vs)
+  const bus = await Bus.connect({
     redisUrl: url,
     prefix: `bench-${tag()}`,
     channels: channels.map((name) => ({name, retention: opts.retention ?? '1h'})),

@@ -20,6 +20,7 @@
  * (ratios round by round), `flush` (empty the server between cases), `skip` (leave a case out).
  */
 import {mkdirSync, writeFileSync} from 'node:fs'
+import {cpus, loadavg} from 'node:os'
 
 import {Redis} from 'ioredis'
 
@@ -64,6 +65,7 @@ const selected = s.only.length === 0 ? ROWS : ROWS.filter((r) => s.only.includes
 const complete = s.only.length === 0 && !s.quick
 
 const started = Date.now()
+const loadAtStart = loadavg()[0]
 const server = await RedisServer.start()
 const admin = new Redis(server.url)
 const sections: {row: BenchRow; result: RowResult}[] = []
@@ -112,7 +114,9 @@ function render(list: {row: BenchRow; result: RowResult}[]): string {
     '# raptor benchmark results',
     '',
     header,
-    `The whole run took ${((Date.now() - started) / 60_000).toFixed(1)} min.`,
+    `The whole run took ${((Date.now() - started) / 60_000).toFixed(1)} min; the machine's 1-minute load average was ` +
+      `${loadAtStart.toFixed(1)} at the start and ${loadavg()[0].toFixed(1)} at the end (on ${cpus().length} cores: above that, ` +
+      'other work competed for the CPU and absolute figures are low; the ratios, taken round by round, hold better).',
   ]
   for (const {row, result} of list) out.push('', `## ${row.title} (\`${row.name}\`)`, '', result.markdown)
   const targets = list.flatMap(({result}) => result.targets ?? [])
