@@ -35,6 +35,36 @@ export function allNodes(client: RedisClient): Redis[] {
   return isCluster(client) ? client.nodes('all') : [client]
 }
 
+/**
+ * Every key matching a glob, master by master (SCAN is per server; a cluster's keys are spread
+ * over its masters), with the master that holds it.
+ */
+export async function* scanKeys(
+  client: RedisClient,
+  match: string,
+): AsyncGenerator<{node: Redis; keys: string[]}> {
+  for (const node of masters(client)) {
+    let cursor = '0'
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', match, 'COUNT', 1000)
+      cursor = next
+      if (keys.length > 0) yield {node, keys}
+    } while (cursor !== '0')
+  }
+}
+
+/**
+ * Deletes keys of one server (UNLINK). On a cluster node the keys may be in different slots, which
+ * one multi-key UNLINK refuses (CROSSSLOT): there each key is unlinked alone, pipelined.
+ */
+export async function unlinkKeys(client: RedisClient, node: Redis, keys: string[]): Promise<number> {
+  if (!isCluster(client)) return node.unlink(...keys)
+  const pipeline = node.pipeline()
+  for (const key of keys) pipeline.unlink(key)
+  const results = (await pipeline.exec()) ?? []
+  return results.reduce((n, [error, count]) => n + (error ? 0 : Number(count)), 0)
+}
+
 /** `host:port` of a server connection. */
 export function nodeKey(node: Redis): string {
   return `${node.options.host ?? '127.0.0.1'}:${node.options.port ?? 6379}`

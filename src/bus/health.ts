@@ -1,4 +1,4 @@
-import type {RedisClient} from './cluster.js'
+import {clockNode, isCluster, masters, type RedisClient} from './cluster.js'
 import type {Keys} from './keys.js'
 import {idTime} from './stream-ids.js'
 import type {BusMetrics} from './metrics.js'
@@ -28,12 +28,22 @@ export interface AgentInfo {
 /** The health report of `bus.health()` and `raptor health --json`. */
 export interface HealthReport {
   status: 'healthy' | 'degraded' | 'unhealthy'
+  /** One server, or a Redis Cluster (the figures below are then over every master). */
+  deployment: 'standalone' | 'cluster'
+  /** Masters asked: 1 for one server. */
+  masters: number
+  /** The version (the versions, comma-separated, when a cluster's masters differ). */
   redisVersion: string
+  /** Round trip of a PING; on a cluster, of the slowest master. */
   latencyMs: number
+  /** Client connections (summed over masters). */
   connectedClients: number
+  /** Memory used (summed over masters). */
   usedMemoryBytes: number
   usedMemoryHuman: string
+  /** `maxmemory` (summed over masters; 0 when one of them has no limit). */
   maxMemoryBytes: number
+  /** Uptime (of the most recently started master). */
   uptimeSeconds: number
   agents: AgentInfo[]
   checks: HealthCheck[]
@@ -153,6 +163,18 @@ function infoField(info: string, field: string): string {
   return match ? match[1].trim() : ''
 }
 
+/** Bytes as Redis's INFO writes them (`1.50M`), for a sum over masters. */
+function humanBytes(bytes: number): string {
+  const units = ['B', 'K', 'M', 'G', 'T']
+  let value = bytes
+  let unit = 0
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024
+    unit++
+  }
+  return unit === 0 ? `${bytes}B` : `${value.toFixed(2)}${units[unit]}`
+}
+
 /** Reads the registered agents and flags the stale ones, by Redis server time. */
 export async function readAgents(redis: RedisClient, keys: Keys, now: number): Promise<AgentInfo[]> {
   const raw = await redis.hgetall(keys.agents())
@@ -175,15 +197,28 @@ export async function baseHealth(
   keys: Keys,
   options: HealthOptions = {},
 ): Promise<HealthReport> {
-  const started = process.hrtime.bigint()
-  await redis.ping()
-  const latencyMs = Number(process.hrtime.bigint() - started) / 1e6
-  const [info, [sec, usec]] = await Promise.all([redis.info(), redis.time()])
+  const nodes = masters(redis)
+  const latencies = await Promise.all(
+    nodes.map(async (node) => {
+      const started = process.hrtime.bigint()
+      await node.ping()
+      return Number(process.hrtime.bigint() - started) / 1e6
+    }),
+  )
+  const latencyMs = Math.max(...latencies)
+  const [infos, [sec, usec]] = await Promise.all([
+    Promise.all(nodes.map((node) => node.info())),
+    clockNode(redis).time(),
+  ])
   const now = Number(sec) * 1000 + Math.floor(Number(usec) / 1000)
+  const cluster = isCluster(redis)
+  const sum = (field: string) => infos.reduce((n, info) => n + Number(infoField(info, field) || 0), 0)
+  const version = [...new Set(infos.map((info) => infoField(info, 'redis_version')))].join(', ')
+  const where = cluster ? `, cluster of ${nodes.length} masters` : ''
   const agents = await readAgents(redis, keys, now)
   const maxLatency = options.maxLatencyMs ?? 100
   const checks: HealthCheck[] = [
-    {name: 'redis', status: 'pass', detail: `reachable, version ${infoField(info, 'redis_version')}`},
+    {name: 'redis', status: 'pass', detail: `reachable, version ${version}${where}`},
     {
       name: 'latency',
       status: latencyMs > maxLatency ? 'warn' : 'pass',
@@ -202,13 +237,15 @@ export async function baseHealth(
   })
   return {
     status: 'healthy',
-    redisVersion: infoField(info, 'redis_version'),
+    deployment: cluster ? 'cluster' : 'standalone',
+    masters: nodes.length,
+    redisVersion: version,
     latencyMs: Math.round(latencyMs * 1000) / 1000,
-    connectedClients: Number(infoField(info, 'connected_clients')),
-    usedMemoryBytes: Number(infoField(info, 'used_memory')),
-    usedMemoryHuman: infoField(info, 'used_memory_human'),
-    maxMemoryBytes: Number(infoField(info, 'maxmemory')),
-    uptimeSeconds: Number(infoField(info, 'uptime_in_seconds')),
+    connectedClients: sum('connected_clients'),
+    usedMemoryBytes: sum('used_memory'),
+    usedMemoryHuman: cluster ? humanBytes(sum('used_memory')) : infoField(infos[0], 'used_memory_human'),
+    maxMemoryBytes: infos.some((info) => Number(infoField(info, 'maxmemory')) === 0) ? 0 : sum('maxmemory'),
+    uptimeSeconds: Math.min(...infos.map((info) => Number(infoField(info, 'uptime_in_seconds')))),
     agents,
     checks,
   }

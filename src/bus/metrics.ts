@@ -1,5 +1,5 @@
 import {DLQ_REASONS, ROUTING_DLQ_CHANNEL, type DlqReason, type Topology} from './channels.js'
-import {allNodes, anySlotPipeline, type RedisClient} from './cluster.js'
+import {allNodes, anySlotPipeline, isCluster, masters, type RedisClient} from './cluster.js'
 import {readAgents} from './health.js'
 import type {History} from './history.js'
 import type {Keys} from './keys.js'
@@ -58,6 +58,8 @@ export interface BusMetrics {
   /** Redis server time of the snapshot (RFC 3339). */
   time: string
   prefix: string
+  /** Where the figures come from: one server, or every master of a Redis Cluster. */
+  redis: {deployment: 'standalone' | 'cluster'; masters: number}
   global: {
     counters: Counters
     streamLength: number
@@ -158,6 +160,10 @@ export class MetricsReader {
     return {
       time: new Date(now).toISOString(),
       prefix: this.keys.prefix,
+      redis: {
+        deployment: isCluster(this.redis) ? 'cluster' : 'standalone',
+        masters: masters(this.redis).length,
+      },
       global,
       channels: active,
       subscribers,

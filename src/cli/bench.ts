@@ -237,14 +237,11 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   }
 }
 
-/** Deletes every key under the bench prefix (SCAN + UNLINK). */
+/** Deletes every key under the bench prefix (SCAN + UNLINK, master by master on a cluster). */
 async function cleanup(bus: RaptorBus, prefix: string): Promise<number> {
-  let cursor = '0'
+  const {scanKeys, unlinkKeys} = await import('../bus/cluster.js')
   let deleted = 0
-  do {
-    const [nextCursor, keys] = await bus.redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000)
-    cursor = nextCursor
-    if (keys.length > 0) deleted += await bus.redis.unlink(...keys)
-  } while (cursor !== '0')
+  for await (const {node, keys} of scanKeys(bus.redis, `${prefix}:*`))
+    deleted += await unlinkKeys(bus.redis, node, keys)
   return deleted
 }

@@ -75,7 +75,7 @@ Exit codes: 0 healthy, 1 degraded or unhealthy, 69 Redis unreachable.`
     const mark = {pass: c.green('pass'), warn: c.yellow('warn'), fail: c.red('fail')}
     this.log(`status: ${colour(report.status)}`)
     this.log(
-      `redis ${report.redisVersion}, latency ${report.latencyMs} ms, ${plural(report.connectedClients, 'client')}, ` +
+      `redis ${report.redisVersion}${report.deployment === 'cluster' ? ` (cluster of ${report.masters} masters)` : ''}, latency ${report.latencyMs} ms, ${plural(report.connectedClients, 'client')}, ` +
         `memory ${report.usedMemoryHuman}${report.maxMemoryBytes > 0 ? ` of ${report.maxMemoryBytes} bytes` : ''}, ` +
         `up ${report.uptimeSeconds} s`,
     )

@@ -110,7 +110,9 @@ export default class Metrics extends BaseCommand<typeof Metrics> {
       const g = m.global
       const reasons = DLQ_REASONS.filter((r) => g.dlqDepth[r] > 0).map((r) => `${r} ${g.dlqDepth[r]}`)
       out.push(
-        c.bold(`raptor metrics · prefix ${m.prefix} · ${m.time}`),
+        c.bold(
+          `raptor metrics · prefix ${m.prefix} · ${m.redis.deployment === 'cluster' ? `cluster of ${m.redis.masters} masters · ` : ''}${m.time}`,
+        ),
         flow(
           [
             `published ${g.counters.published}`,

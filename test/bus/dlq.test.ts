@@ -1,12 +1,12 @@
-import {describe, expect, it} from 'vitest'
+import {expect, it} from 'vitest'
 
 import {InvalidInputError, RoutingError, formatDlqId, parseDlqId} from '../../src/bus/index.js'
-import {testBuses} from '../helpers/index.js'
+import {describeTargets, testBuses} from '../helpers/index.js'
 import {addDlq} from '../helpers/ops.js'
 
 const bus = testBuses()
 
-describe('bus.dlq', () => {
+describeTargets('bus.dlq', () => {
   it('formats and parses entry ids, rejecting malformed ones', () => {
     const id = formatDlqId('sys.alert.warning', 'processing_timeout', '17-3')
     expect(id).toBe('sys.alert.warning/processing_timeout/17-3')

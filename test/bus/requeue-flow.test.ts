@@ -1,12 +1,12 @@
-import {describe, expect, it} from 'vitest'
+import {expect, it} from 'vitest'
 
 import type {RaptorEvent} from '../../src/bus/index.js'
-import {testBuses, waitFor} from '../helpers/index.js'
+import {describeTargets, testBuses, waitFor} from '../helpers/index.js'
 
 const CHANNEL = 'sys.guild.research.broadcast'
 const newBus = testBuses()
 
-describe('dead letter → requeue → the failed handler only', () => {
+describeTargets('dead letter → requeue → the failed handler only', () => {
   it('redelivers a requeued event to the handler that failed it, keeping its id; the handler that succeeded never sees it again', async () => {
     const bus = await newBus()
     let broken = true

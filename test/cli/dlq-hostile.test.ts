@@ -1,8 +1,8 @@
-import {describe, expect, it} from 'vitest'
+import {expect, it} from 'vitest'
 
 import type {RaptorBus} from '../../src/bus/index.js'
 import {addDlq, envelope} from '../helpers/ops.js'
-import {randomPrefix, runCli, target, testBuses} from '../helpers/index.js'
+import {describeTargets, randomPrefix, runCli, target, testBuses} from '../helpers/index.js'
 
 // Dead letters written by something other than raptor (a foreign XADD) never stop `dlq list`: it
 // shows what can be shown and skips (and counts) what cannot.
@@ -30,7 +30,7 @@ async function rawEntry(b: RaptorBus, fields: Record<string, string>): Promise<s
 const list = (prefix: string, json: boolean) =>
   runCli(['dlq', 'list', ...target(prefix), ...(json ? ['--json'] : [])])
 
-describe('dlq list with hostile entries', () => {
+describeTargets('dlq list with hostile entries', () => {
   it('a failedAt that is no date (99999999999999999) falls back to the entry id time', async () => {
     const prefix = randomPrefix()
     const b = await bus({prefix})

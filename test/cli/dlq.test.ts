@@ -3,10 +3,10 @@ import {mkdtempSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
-import {describe, expect, it} from 'vitest'
+import {expect, it} from 'vitest'
 
 import {RoutingError, type RaptorBus} from '../../src/bus/index.js'
-import {BIN, redisUrl, testBuses, waitFor} from '../helpers/index.js'
+import {BIN, describeTargets, redisUrl, testBuses, waitFor} from '../helpers/index.js'
 import {addDlq, cli, envelope, keyDump, streamEntries} from '../helpers/ops.js'
 import {runInPty, screenText} from '../helpers/pty.js'
 
@@ -36,7 +36,7 @@ async function mix(b: RaptorBus) {
   return {e1, e2, e3, s1, s2, s3, s4}
 }
 
-describe('raptor dlq list', () => {
+describeTargets('raptor dlq list', () => {
   it('lists entries in the SPEC shape with unique ids, filtered by reason, channel, handler, limit', async () => {
     const b = await bus()
     const {e1, s1} = await mix(b)
@@ -100,7 +100,7 @@ describe('raptor dlq list', () => {
   })
 })
 
-describe('raptor dlq requeue', () => {
+describeTargets('raptor dlq requeue', () => {
   it('redelivers to the failing handler only, keeping the event id, and counts requeues', async () => {
     const b = await bus()
     const {e1, e2, s1, s2} = await mix(b)
@@ -293,7 +293,7 @@ describe('raptor dlq requeue', () => {
   }, 90_000)
 })
 
-describe('raptor dlq purge', () => {
+describeTargets('raptor dlq purge', () => {
   it('refuses without a TTY and without --yes, changing nothing', async () => {
     const b = await bus()
     await mix(b)
@@ -359,7 +359,7 @@ describe('raptor dlq purge', () => {
   })
 })
 
-describe('short DLQ ids (the stream id alone, as dlq list shows on a terminal)', () => {
+describeTargets('short DLQ ids (the stream id alone, as dlq list shows on a terminal)', () => {
   it('dlq show, requeue --id and purge --id take them; one that two entries share is refused where it would change things', async () => {
     const b = await bus()
     await b.redis.sadd(b.keys.channelRegistry(), CH, 'sys.state.update')

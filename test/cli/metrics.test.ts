@@ -1,9 +1,9 @@
 import {spawn} from 'node:child_process'
 
-import {describe, expect, it} from 'vitest'
+import {expect, it} from 'vitest'
 
 import {RoutingError, type RaptorBus} from '../../src/bus/index.js'
-import {BIN, redisUrl, testBuses, waitFor} from '../helpers/index.js'
+import {BIN, describeTargets, onCluster, redisUrl, testBuses, waitFor} from '../helpers/index.js'
 import {addDlq, cli} from '../helpers/ops.js'
 import {labelSets, parseExposition, sample} from '../helpers/prometheus.js'
 
@@ -33,7 +33,7 @@ async function workload(b: RaptorBus) {
   expect(requeue.requeued).toBe(1)
 }
 
-describe('raptor metrics', () => {
+describeTargets('raptor metrics', () => {
   it('reports what was published, delivered, requeued; lag, pending, DLQ depth, subscribers (json)', async () => {
     const b = await bus()
     await workload(b)
@@ -41,6 +41,11 @@ describe('raptor metrics', () => {
     expect(r.code).toBe(0)
     const m = JSON.parse(r.stdout)
     expect(m.global.counters).toMatchObject({published: 8, delivered: 2, deadLettered: 1, requeued: 1})
+    // Read from every master of a cluster, and said so.
+    expect(m.redis).toEqual(
+      onCluster() ? {deployment: 'cluster', masters: 3} : {deployment: 'standalone', masters: 1},
+    )
+    // Exact on a cluster too: SPUBLISH reaches the shard subscription on the owning master.
     expect(m.global.counters.liveDelivered).toBe(8)
     expect(m.global.dlqDepth).toEqual({
       max_retries_exceeded: 1,
@@ -83,6 +88,7 @@ describe('raptor metrics', () => {
     const table = await cli(b, ['metrics'])
     expect(table.code).toBe(0)
     expect(table.stdout).toMatch(/published 8 {2}delivered 2/)
+    expect(table.stdout.split('\n')[0].includes(' · cluster of 3 masters · ')).toBe(onCluster())
     // Off a terminal nothing is cut or left out: every column, as -o wide.
     // CHANNEL RETENTION LENGTH PUBLISHED DELIVERED ACKED FAILED RETRIED DEAD REQUEUED LIVE DLQ
     expect(table.stdout).toMatch(/^sys\.alert\.warning +1d +5 +5 +2 +0 +0 +0 +0 +1 +5 +1$/m)
@@ -154,7 +160,7 @@ describe('raptor metrics', () => {
   })
 })
 
-describe('health thresholds', () => {
+describeTargets('health thresholds', () => {
   it('turns degraded when the DLQ depth or a lag is over its limit', async () => {
     const b = await bus()
     await workload(b)

@@ -1,9 +1,9 @@
 import {spawn} from 'node:child_process'
 
-import {describe, expect, it} from 'vitest'
+import {expect, it} from 'vitest'
 
 import type {RaptorBus} from '../../src/bus/index.js'
-import {BIN, redisUrl, testBuses, waitFor} from '../helpers/index.js'
+import {BIN, describeTargets, redisUrl, testBuses, waitFor} from '../helpers/index.js'
 import {cli, envelope, streamEntries} from '../helpers/ops.js'
 
 const bus = testBuses()
@@ -32,7 +32,7 @@ const ages = (stdout: string) =>
     .filter(Boolean)
     .map((l) => JSON.parse(l).data.ageMin as number)
 
-describe('raptor replay', () => {
+describeTargets('raptor replay', () => {
   it('prints history in publish order as NDJSON, with --since, --type and --limit', async () => {
     const b = await bus()
     const {ids} = await seed(b, CH, [
@@ -176,7 +176,7 @@ describe('raptor replay', () => {
   })
 })
 
-describe('hostile entries in history', () => {
+describeTargets('hostile entries in history', () => {
   it('replay, tail --since and get skip an entry 20,000 levels deep, say so, and print the rest', async () => {
     const b = await bus()
     const first = envelope(CH, 'before', {n: 1})

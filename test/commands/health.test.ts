@@ -1,9 +1,8 @@
-import {Redis} from 'ioredis'
-import {describe, expect, it} from 'vitest'
+import {expect, it} from 'vitest'
 
-import {randomPrefix, redisUrl, runCli, target} from '../helpers/index.js'
+import {describeTargets, onCluster, randomPrefix, rawClient, runCli, target} from '../helpers/index.js'
 
-describe('raptor health', () => {
+describeTargets('raptor health', () => {
   it('reports a healthy bus: --json is the HealthReport, exit 0', async () => {
     const prefix = randomPrefix()
     // A generous latency limit: a busy 2-core test box must not turn this degraded.
@@ -18,6 +17,10 @@ describe('raptor health', () => {
     expect(report.latencyMs).toBeGreaterThanOrEqual(0)
     expect(report.connectedClients).toBeGreaterThan(0)
     expect(report.usedMemoryBytes).toBeGreaterThan(0)
+    // On a cluster: every master asked, and said so.
+    expect(report).toMatchObject(
+      onCluster() ? {deployment: 'cluster', masters: 3} : {deployment: 'standalone', masters: 1},
+    )
     expect(report.checks.map((c: {name: string}) => c.name)).toEqual([
       'redis',
       'latency',
@@ -25,13 +28,22 @@ describe('raptor health', () => {
       'stalled',
     ])
     expect(human.code, human.stderr).toBe(0)
-    expect(human.stdout).toMatch(/^status: healthy\nredis \d+\.\d+/)
+    expect(human.stdout).toMatch(
+      onCluster()
+        ? /^status: healthy\nredis \d+\.\d+\.\d+ \(cluster of 3 masters\), latency /
+        : /^status: healthy\nredis \d+\.\d+\.\d+, latency /,
+    )
+    expect(human.stdout).toMatch(
+      onCluster()
+        ? /redis +pass +reachable, version [\d.]+, cluster of 3 masters/
+        : /redis +pass +reachable, version [\d.]+$/m,
+    )
     expect(human.stdout).toMatch(/latency +pass +[\d.]+ ms \(limit 5000 ms\)/)
   })
 
   it('exits 1 when degraded (a stale agent), still printing the report', async () => {
     const prefix = randomPrefix()
-    const redis = new Redis(redisUrl())
+    const redis = rawClient()
     try {
       const [sec] = await redis.time()
       const lastSeen = Number(sec) * 1000 - 120_000
@@ -94,7 +106,7 @@ describe('raptor health', () => {
 
   it('is degraded by default when a handler has a backlog no live agent serves; a live agent clears it', async () => {
     const prefix = randomPrefix()
-    const redis = new Redis(redisUrl())
+    const redis = rawClient()
     try {
       const stream = `${prefix}:ch:{sys.state.update}:stream`
       const [sec] = await redis.time()
@@ -125,7 +137,9 @@ describe('raptor health', () => {
       )
       const served = await runCli(['health', ...target(prefix), '--max-latency', '5000'])
       expect(served.code, served.stdout).toBe(0)
-      expect(served.stdout).toMatch(/^status: healthy\nredis [\d.]+, latency [\d.]+ ms, \d+ clients?, /)
+      expect(served.stdout).toMatch(
+        /^status: healthy\nredis [\d.]+(?: \(cluster of 3 masters\))?, latency [\d.]+ ms, \d+ clients?, /,
+      )
     } finally {
       redis.disconnect()
     }

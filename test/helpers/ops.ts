@@ -1,5 +1,6 @@
 import {randomUUID} from 'node:crypto'
 
+import {anySlotPipeline, masters} from '../../src/bus/cluster.js'
 import type {RaptorBus} from '../../src/bus/index.js'
 import {runCli, redisUrl, type CliOptions} from './index.js'
 
@@ -62,7 +63,8 @@ export interface DlqSeed {
  * @returns the entries' stream ids
  */
 export async function addDlq(bus: RaptorBus, seeds: DlqSeed[]): Promise<string[]> {
-  const pipeline = bus.redis.pipeline()
+  // Entries of several channels: on a cluster each goes to its own master.
+  const pipeline = anySlotPipeline(bus.redis)
   const now = Date.now()
   for (const s of seeds) {
     const reason = s.reason ?? 'max_retries_exceeded'
@@ -101,7 +103,8 @@ export async function addDlq(bus: RaptorBus, seeds: DlqSeed[]): Promise<string[]
 
 /** Every key under the prefix with its serialized value (DUMP): equal dumps mean nothing changed. */
 export async function keyDump(bus: RaptorBus): Promise<Record<string, string>> {
-  const keys = (await bus.redis.keys(`${bus.keys.prefix}:*`)).sort()
+  const perMaster = await Promise.all(masters(bus.redis).map((m) => m.keys(`${bus.keys.prefix}:*`)))
+  const keys = perMaster.flat().sort()
   const dump: Record<string, string> = {}
   for (const key of keys) dump[key] = ((await bus.redis.dumpBuffer(key)) ?? Buffer.alloc(0)).toString('hex')
   return dump
