@@ -625,6 +625,8 @@ export class RaptorBus {
     if (sharedBus === this) shared = sharedBus = undefined
     if (this.closed) return
     this.closed = true
+    // Publishes waiting for this tick's flush go out before the connection closes.
+    this.publisher.flush()
     await Promise.all([...this.consumers].map((c) => c.stop(0)))
     this.replies?.close()
     if (this.live) {

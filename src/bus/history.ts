@@ -4,8 +4,16 @@ import {anySlotPipeline, clockNode, type RedisClient} from './cluster.js'
 import {MalformedEntryError, NotFoundError, type SchemaIssue} from './errors.js'
 import {formatIssues, parseEnvelope} from './envelope.js'
 import type {RaptorEvent} from './envelope.js'
+import {ID_EARLY_MS, ID_LATE_MS, eventIdTime} from './event-ids.js'
 import type {Keys} from './keys.js'
 import {compareIds, idAt, idTime} from './stream-ids.js'
+
+/**
+ * Entries `get` reads each way per channel and round: a few first (the event is nearly always
+ * right at its id's time), then more.
+ */
+const FIND_FIRST = 64
+const FIND_STEP = 512
 
 /** A time window over a channel's history. Times are ms since the epoch or Dates, by Redis server time. */
 export interface ReplayWindow {
@@ -148,7 +156,9 @@ export class History {
   }
 
   /**
-   * One event by id, from whichever channel holds it.
+   * One event by id, from whichever channel holds it: by its index key when it has one, else (a
+   * raptor `evt-<uuid v7>` id) by reading each channel's history around the time the id carries,
+   * from that time outwards, within the window the publish script guarantees (see event-ids.ts).
    * @throws NotFoundError when no channel holds it (never published, or expired with its retention)
    * @throws MalformedEntryError when the entry it names is not a valid envelope
    */
@@ -157,7 +167,7 @@ export class History {
     const pipeline = anySlotPipeline(this.redis)
     for (const c of channels) pipeline.get(this.keys.eventIndex(c, eventId))
     const results = (await pipeline.exec()) ?? []
-    let malformed: MalformedEntryError | undefined
+    const found: Found = {}
     for (let i = 0; i < channels.length; i++) {
       const streamId = results[i]?.[1] as string | null
       if (!streamId) continue
@@ -166,13 +176,17 @@ export class History {
         string[],
       ][]
       if (page.length === 0) continue
-      const entry = toEntry(channels[i], page[0][0], page[0][1])
-      if (entry.event) return {event: entry.event, channel: channels[i], streamId}
-      malformed ??= malformedEntry(entry)
+      consider(found, eventId, channels[i], page[0][0], page[0][1])
+      if (found.hit) return found.hit
     }
-    if (malformed) {
-      malformed.message = `event ${eventId} is stored as a ${malformed.message}: it cannot be shown`
-      throw malformed
+    const ms = eventIdTime(eventId)
+    if (ms !== undefined) {
+      await this.search(channels, eventId, ms, found)
+      if (found.hit) return found.hit
+    }
+    if (found.malformed) {
+      found.malformed.message = `event ${eventId} is stored as a ${found.malformed.message}: it cannot be shown`
+      throw found.malformed
     }
     throw new NotFoundError(
       `event ${eventId} not found: it was never published here or has expired with its channel's retention`,
@@ -181,4 +195,68 @@ export class History {
       },
     )
   }
+
+  /**
+   * Reads the history of every channel around `ms` for the event, outwards both ways (XRANGE
+   * onwards from `ms`, XREVRANGE back from it: plain reads, so a read-only user can `get`), a
+   * bounded number of entries per channel and round (one pipelined round trip), until it is found
+   * or every window is read.
+   */
+  private async search(
+    channels: readonly string[],
+    eventId: string,
+    ms: number,
+    found: Found,
+  ): Promise<void> {
+    // The id as the envelope JSON writes it: entries that do not hold it are not parsed.
+    const needle = JSON.stringify(eventId)
+    let open = channels.map((channel) => ({channel, forward: idAt(ms), backward: `(${idAt(ms)}`}))
+    const forwardEnd = String(ms + ID_LATE_MS)
+    const backwardEnd = idAt(ms - ID_EARLY_MS)
+    for (let count = FIND_FIRST; open.length > 0; count = FIND_STEP) {
+      const pipeline = anySlotPipeline(this.redis)
+      for (const o of open) {
+        const stream = this.keys.stream(o.channel)
+        if (o.forward !== '') pipeline.xrange(stream, o.forward, forwardEnd, 'COUNT', count)
+        if (o.backward !== '') pipeline.xrevrange(stream, o.backward, backwardEnd, 'COUNT', count)
+      }
+      const replies = (await pipeline.exec()) ?? []
+      let r = 0
+      const page = () => {
+        const [error, entries] = replies[r++] ?? [new Error('no reply')]
+        if (error) throw error
+        return entries as [string, string[]][]
+      }
+      const next: typeof open = []
+      for (const o of open) {
+        const side = (cursor: string) => {
+          if (cursor === '') return ''
+          const entries = page()
+          for (const [id, flat] of entries)
+            if (flat.some((value, i) => i % 2 === 1 && value.includes(needle)))
+              consider(found, eventId, o.channel, id, flat)
+          return entries.length === count ? `(${entries[entries.length - 1][0]}` : ''
+        }
+        const forward = side(o.forward)
+        const backward = side(o.backward)
+        if (forward !== '' || backward !== '') next.push({channel: o.channel, forward, backward})
+      }
+      if (found.hit) return
+      open = next
+    }
+  }
+}
+
+/** What `get` found so far: the event, or a malformed entry that may be it. */
+interface Found {
+  hit?: {event: RaptorEvent; channel: string; streamId: string}
+  malformed?: MalformedEntryError
+}
+
+/** Takes an entry that may be the event with this id. */
+function consider(found: Found, eventId: string, channel: string, streamId: string, flat: string[]): void {
+  const entry = toEntry(channel, streamId, flat)
+  if (entry.event) {
+    if (entry.event.id === eventId) found.hit = {event: entry.event, channel, streamId}
+  } else found.malformed ??= malformedEntry(entry)
 }

@@ -29,9 +29,17 @@ export class Keys {
     return `${this.tag(channel)}:stream`
   }
 
-  /** Event id → stream entry id of that event, expiring with the channel's retention (for `get`). */
+  /**
+   * Event id → stream entry id of that event, expiring with the channel's retention (for `get`). Only
+   * events whose id does not tell where they are have one (see event-ids.ts).
+   */
   eventIndex(channel: string, eventId: string): string {
-    return `${this.tag(channel)}:id:${eventId}`
+    return this.eventIndexPrefix(channel) + eventId
+  }
+
+  /** The head of a channel's event index keys (the publish script appends the event id). */
+  eventIndexPrefix(channel: string): string {
+    return `${this.tag(channel)}:id:`
   }
 
   /** Per-channel counters (hash): published, delivered, acked, failed, retried, deadLettered, … */

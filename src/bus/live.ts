@@ -1,4 +1,4 @@
-import {channelMatcher} from './channels.js'
+import {channelMatcher, isPattern} from './channels.js'
 import {anySlotPipeline, type RedisClient} from './cluster.js'
 import {formatIssues, isChannelName, parseEnvelope} from './envelope.js'
 import {MalformedEntryError} from './errors.js'
@@ -74,7 +74,8 @@ export interface HeldSubscription extends Subscription {
 /** One subscription of a hub (exported for the cluster hub, live-sharded.ts). */
 export interface Entry {
   patterns: string[]
-  redisPatterns: string[]
+  /** What it holds on the connection: exact live names (SUBSCRIBE) and live patterns (PSUBSCRIBE). */
+  redisNames: RedisName[]
   matchers: ((c: string) => boolean)[]
   handler: LiveHandler
   maxInFlight: number
@@ -95,13 +96,33 @@ export interface Entry {
   overflowed: boolean
 }
 
+/** A pub/sub name held on the subscriber connection: an exact live name, or a live pattern. */
+export interface RedisName {
+  kind: 'name' | 'pattern'
+  name: string
+}
+
+/** What a live channel name leads to: its channel and the subscriptions that match it. */
+interface Route {
+  channel: string
+  entries: Entry[]
+}
+
+/** Most live names whose routes are remembered (a `**` subscriber may see many). */
+const MAX_ROUTES = 4096
+
 /**
- * Live, at-most-once fan-out over Redis pub/sub on one dedicated connection. Patterns are channel
- * globs; Redis matches a superset and each subscription matches exactly.
+ * Live, at-most-once fan-out over Redis pub/sub on one dedicated connection. A subscription to an
+ * exact channel name holds that live name with SUBSCRIBE (Redis serves it as cheaply as raw pub/sub,
+ * however many subscribers); a glob holds a pattern with PSUBSCRIBE (Redis matches a superset and
+ * each subscription matches exactly). What a message's live name leads to (its channel, the
+ * subscriptions it matches) is worked out once per name, not per message.
  */
 export class LiveHub {
   protected readonly entries = new Set<Entry>()
   private readonly refs = new Map<string, number>()
+  /** Live name → route (null: not one of ours); forgotten whenever the subscriptions change. */
+  private readonly routes = new Map<string, Route | null>()
 
   /**
    * @param conn the subscriber connection (pub/sub mode); none for a hub that subscribes its own way
@@ -120,13 +141,21 @@ export class LiveHub {
     // Redis sends a message once per pattern of this connection that matches its channel (`**` and
     // `sys.alert.*` both match sys.alert.critical), back to back within one PUBLISH. Dispatch it once:
     // the stream id at the head of the message is unique per channel.
-    let last = ''
-    conn.on('pmessage', (_pattern: string, liveChannel: string, message: string) => {
-      const key = `${liveChannel} ${message.slice(0, message.indexOf(' '))}`
-      if (key === last) return
-      last = key
-      this.dispatch(liveChannel, message)
-    })
+    // A channel held both by name and by pattern gets the message once more per pattern, the same way.
+    let lastChannel = ''
+    let lastId = ''
+    const receive = (liveChannel: string, message: string) => {
+      const space = message.indexOf(' ')
+      const streamId = message.slice(0, space)
+      if (streamId === lastId && liveChannel === lastChannel) return
+      lastChannel = liveChannel
+      lastId = streamId
+      this.dispatch(liveChannel, message, space, streamId)
+    }
+    conn.on('message', receive)
+    conn.on('pmessage', (_pattern: string, liveChannel: string, message: string) =>
+      receive(liveChannel, message),
+    )
     let down = false
     conn.on('close', () => (down = true))
     conn.on('ready', () => {
@@ -160,7 +189,7 @@ export class LiveHub {
     const list = patterns.length > 0 ? [...patterns] : ['**']
     const entry: Entry = {
       patterns: list,
-      redisPatterns: [...new Set(list.map((p) => this.keys.livePattern(p)))],
+      redisNames: this.redisNames(list),
       matchers: list.map(channelMatcher),
       handler,
       maxInFlight: options.maxInFlight ?? 10_000,
@@ -176,6 +205,7 @@ export class LiveHub {
       overflowed: false,
     }
     this.entries.add(entry)
+    this.routes.clear()
     await this.listen(entry)
     entry.baseline = this.published(entry).catch(() => 0)
     return {
@@ -208,29 +238,60 @@ export class LiveHub {
     for (const entry of [...this.entries]) await this.remove(entry)
   }
 
+  /**
+   * The pub/sub names a subscription holds: exact channel names by name, globs by pattern (`**` or
+   * `*` alone covers every name: one pattern).
+   */
+  private redisNames(patterns: readonly string[]): RedisName[] {
+    const seen = new Map<string, RedisName>()
+    for (const p of patterns) {
+      const n: RedisName = isPattern(p)
+        ? {kind: 'pattern', name: this.keys.livePattern(p)}
+        : {kind: 'name', name: this.keys.live(p)}
+      seen.set(refKey(n), n)
+    }
+    return [...seen.values()]
+  }
+
   private async remove(entry: Entry): Promise<void> {
     if (!this.entries.delete(entry)) return
+    this.routes.clear()
     await this.unlisten(entry)
   }
 
-  /** Subscribes on Redis to what a new subscription needs and no other one holds yet. */
+  /**
+   * Subscribes on Redis to what a new subscription needs and no other one holds yet: exact live
+   * names with SUBSCRIBE, patterns with PSUBSCRIBE.
+   */
   protected async listen(entry: Entry): Promise<void> {
-    const fresh = entry.redisPatterns.filter((p) => !this.refs.has(p))
-    for (const p of entry.redisPatterns) this.refs.set(p, (this.refs.get(p) ?? 0) + 1)
-    if (fresh.length > 0) await this.conn!.psubscribe(...fresh)
+    const fresh = entry.redisNames.filter((n) => !this.refs.has(refKey(n)))
+    for (const n of entry.redisNames) this.refs.set(refKey(n), (this.refs.get(refKey(n)) ?? 0) + 1)
+    const names = fresh.filter((n) => n.kind === 'name').map((n) => n.name)
+    const globs = fresh.filter((n) => n.kind === 'pattern').map((n) => n.name)
+    await Promise.all([
+      names.length > 0 ? this.conn!.subscribe(...names) : undefined,
+      globs.length > 0 ? this.conn!.psubscribe(...globs) : undefined,
+    ])
   }
 
   /** Unsubscribes on Redis from what a removed subscription held and no other one needs. */
   protected async unlisten(entry: Entry): Promise<void> {
-    const unused: string[] = []
-    for (const p of entry.redisPatterns) {
-      const n = (this.refs.get(p) ?? 1) - 1
+    const unused: RedisName[] = []
+    for (const name of entry.redisNames) {
+      const key = refKey(name)
+      const n = (this.refs.get(key) ?? 1) - 1
       if (n <= 0) {
-        this.refs.delete(p)
-        unused.push(p)
-      } else this.refs.set(p, n)
+        this.refs.delete(key)
+        unused.push(name)
+      } else this.refs.set(key, n)
     }
-    if (unused.length > 0 && this.conn!.status === 'ready') await this.conn!.punsubscribe(...unused)
+    if (unused.length === 0 || this.conn!.status !== 'ready') return
+    const names = unused.filter((n) => n.kind === 'name').map((n) => n.name)
+    const globs = unused.filter((n) => n.kind === 'pattern').map((n) => n.name)
+    await Promise.all([
+      names.length > 0 ? this.conn!.unsubscribe(...names) : undefined,
+      globs.length > 0 ? this.conn!.punsubscribe(...globs) : undefined,
+    ])
   }
 
   /** Sum of the `published` counters of the channels a subscription matches. */
@@ -259,14 +320,34 @@ export class LiveHub {
     }
   }
 
-  protected dispatch(liveChannel: string, message: string): void {
+  /** The route of a live name, worked out once while the subscriptions stay the same. */
+  private route(liveChannel: string): Route | null {
+    let route = this.routes.get(liveChannel)
+    if (route !== undefined) return route
     const channel = this.keys.channelOfLive(liveChannel)
     // Only names of this prefix and database, and only channel names: nothing else is ours.
-    if (channel === undefined || !isChannelName(channel)) return
+    route =
+      channel === undefined || !isChannelName(channel)
+        ? null
+        : {channel, entries: [...this.entries].filter((e) => e.matchers.some((m) => m(channel)))}
+    if (this.routes.size >= MAX_ROUTES) this.routes.clear()
+    this.routes.set(liveChannel, route)
+    return route
+  }
+
+  protected dispatch(
+    liveChannel: string,
+    message: string,
+    space = message.indexOf(' '),
+    streamId = message.slice(0, space),
+  ): void {
+    const route = this.route(liveChannel)
+    if (route === null) return
+    const {channel, entries} = route
     let event: RaptorEvent | undefined
     let meta: LiveMeta | undefined
-    for (const entry of this.entries) {
-      if (!entry.matchers.some((m) => m(channel))) continue
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i]
       entry.received++
       if (!entry.held && entry.inFlight >= entry.maxInFlight) {
         // Dropped before parsing: a subscriber that fell behind costs as little as possible.
@@ -274,17 +355,15 @@ export class LiveHub {
         continue
       }
       if (!event || !meta) {
-        const space = message.indexOf(' ')
         const parsed = parseEnvelope(message.slice(space + 1))
         if (!parsed.ok) {
-          const streamId = message.slice(0, space)
           const text = `malformed live message ${streamId} on ${channel}: ${formatIssues(parsed.issues)}`
           const error = new MalformedEntryError(text, parsed.issues, {channel, streamId})
-          for (const e of this.entries) if (e.matchers.some((m) => m(channel))) e.onError(error)
+          for (const e of entries) e.onError(error)
           return
         }
         event = parsed.event
-        meta = {channel, streamId: message.slice(0, space)}
+        meta = {channel, streamId}
       }
       if (entry.held) this.hold(entry, event, meta)
       else this.deliver(entry, event, meta)
@@ -322,4 +401,9 @@ export class LiveHub {
       entry.onError(error as Error)
     }
   }
+}
+
+/** The key of a held pub/sub name in the reference counts (names and patterns apart). */
+function refKey(name: RedisName): string {
+  return `${name.kind === 'name' ? 'n' : 'p'}:${name.name}`
 }

@@ -3,6 +3,8 @@ import {DLQ_RETENTION_MS, ROUTING_DLQ_CHANNEL, assertChannelName} from './channe
 import {InvalidInputError, PartialError, RoutingError} from './errors.js'
 import {
   buildEnvelope,
+  buildPublishEnvelope,
+  isCloudEventInput,
   checkPayload,
   checkSize,
   serializeData,
@@ -13,14 +15,15 @@ import {
   type RaptorEvent,
   type TraceFields,
 } from './envelope.js'
+import {ID_EARLY_MS, ID_LATE_MS} from './event-ids.js'
 import type {Keys} from './keys.js'
 import {scriptPipeline, type ScriptedRedis} from './scripts.js'
 import {startProducerSpan, tracingRegistered, type ProducerSpan} from './tracing.js'
 
 declare module './scripts.js' {
   interface ScriptCommands {
-    /** lua/publish.lua: numkeys, then KEYS and ARGV of one channel's events; returns their stream entry ids. */
-    raptorPublish(numberOfKeys: number, ...keysAndArgs: (string | number)[]): Promise<string[]>
+    /** lua/publish.lua: the KEYS and ARGV of one channel's events; returns their stream entry ids. */
+    raptorPublish(stream: string, stats: string, ...args: (string | number)[]): Promise<string[]>
     /** lua/park.lua: returns the DLQ entry id. */
     raptorPark(
       dlq: string,
@@ -34,36 +37,49 @@ declare module './scripts.js' {
   }
 }
 
-/** The arguments of lua/publish.lua for events of one channel (numkeys, KEYS, ARGV). */
-function publishArgs(keys: Keys, events: readonly PreparedEvent[]): (string | number)[] {
+/** The arguments of lua/publish.lua for events of one channel (KEYS, then ARGV). */
+function publishArgs(keys: Keys, events: readonly PreparedEvent[]): [string, string, ...(string | number)[]] {
   const {channel} = events[0].event
-  return [
-    2 + events.length,
+  const args: [string, string, ...(string | number)[]] = [
     keys.stream(channel),
     keys.stats(channel),
-    ...events.map((e) => keys.eventIndex(channel, e.event.id)),
     events[0].spec.retentionMs,
     keys.live(channel),
     keys.sharded ? keys.bell(channel) : '',
-    ...events.map((e) => e.json),
+    keys.eventIndexPrefix(channel),
+    ID_EARLY_MS,
+    ID_LATE_MS,
   ]
+  for (const e of events) args.push(e.event.id, e.json)
+  return args
 }
 
-/** Most events in one publish script call (bounds how long one call holds Redis). */
-const SCRIPT_BATCH = 200
+/**
+ * Most events in one publish script call. Small calls let Redis run one while the client still
+ * writes the next (one big call per tick made client and server take turns, and measured slower).
+ */
+export const CALL_EVENTS = 16
 
-/** Splits events into runs of one channel, each at most SCRIPT_BATCH long, keeping their order. */
-function byChannel(events: readonly PreparedEvent[]): PreparedEvent[][] {
-  const runs: PreparedEvent[][] = []
-  const open = new Map<string, PreparedEvent[]>()
-  for (const e of events) {
-    let run = open.get(e.event.channel)
-    if (!run || run.length >= SCRIPT_BATCH) {
-      run = []
-      runs.push(run)
-      open.set(e.event.channel, run)
+/**
+ * Splits events into runs of one channel, keeping their order; a channel's events are cut into
+ * runs of nearly equal length, at most `most` each.
+ */
+function byChannel<T>(items: readonly T[], channelOf: (item: T) => string, most: number): T[][] {
+  const perChannel = new Map<string, T[]>()
+  for (const item of items) {
+    const channel = channelOf(item)
+    const list = perChannel.get(channel)
+    if (list) list.push(item)
+    else perChannel.set(channel, [item])
+  }
+  const runs: T[][] = []
+  for (const list of perChannel.values()) {
+    if (list.length <= most) {
+      runs.push(list)
+      continue
     }
-    run.push(e)
+    const size = Math.ceil(list.length / Math.ceil(list.length / most))
+    for (let at = 0; at < list.length; at += size) runs.push(list.slice(at, at + size))
   }
   return runs
 }
@@ -112,9 +128,28 @@ async function traced<T extends string | string[]>(
   }
 }
 
-/** Validates and writes events: one Lua script per event, one round trip per call. */
+/** A single publish waiting for its script call. */
+interface Waiting {
+  prepared: PreparedEvent
+  resolve(id: string): void
+  reject(error: unknown): void
+}
+
+const channelOfWaiting = (w: Waiting) => w.prepared.event.channel
+const channelOfPrepared = (e: PreparedEvent) => e.event.channel
+
+/**
+ * Validates and writes events. Single publishes issued in the same tick are coalesced into small
+ * script calls (at most {@link CALL_EVENTS} events of one channel each), sent together once the
+ * tick's synchronous work and promise jobs are done (`process.nextTick`, no timer: a lone publish
+ * goes out at once).
+ */
 export class Publisher {
   private readonly registered = new Set<string>()
+  /** Registry SADDs in flight, by channel: the publishes of a fresh channel resolve after it. */
+  private readonly registering = new Map<string, Promise<unknown>>()
+  private waiting: Waiting[] = []
+  private flushScheduled = false
 
   constructor(private readonly ctx: PublisherContext) {}
 
@@ -127,11 +162,23 @@ export class Publisher {
     input: PublishItem,
     trace?: TraceFields,
   ): Promise<{event: RaptorEvent; json: string; spec: ChannelSpec | undefined}> {
+    return this.check(input, trace)
+  }
+
+  /** {@link prepare}, synchronously. */
+  check(
+    input: PublishItem,
+    trace?: TraceFields,
+  ): {event: RaptorEvent; json: string; spec: ChannelSpec | undefined} {
     if (typeof input?.channel !== 'string') throw new InvalidInputError('channel is required')
     assertChannelName(input.channel)
-    const event = buildEnvelope(input, this.ctx.defaultSource, trace)
+    const event = isCloudEventInput(input)
+      ? buildEnvelope(input, this.ctx.defaultSource, trace)
+      : buildPublishEnvelope(input, this.ctx.defaultSource, trace)
     const dataJson = serializeData(event.data, event.channel)
-    checkSize(Buffer.byteLength(dataJson), this.ctx.maxPayloadBytes, event.channel)
+    // A UTF-16 code unit is at most 3 bytes of UTF-8: most payloads need no byte count.
+    if (dataJson.length * 3 > this.ctx.maxPayloadBytes)
+      checkSize(Buffer.byteLength(dataJson), this.ctx.maxPayloadBytes, event.channel)
     const schema = this.ctx.schemas[event.type]
     // The schema sees the payload as consumers will read it: what was serialized.
     if (schema) checkPayload({...event, data: JSON.parse(dataJson) as RaptorEvent['data']}, schema)
@@ -139,35 +186,87 @@ export class Publisher {
   }
 
   /**
-   * Publishes one event and returns its id.
+   * Publishes one event and returns its id, once the event is stored.
    * @throws InvalidInputError, SchemaViolationError, PayloadTooLargeError (nothing written),
    *   RoutingError (the event is parked in DLQ routing_error)
    */
-  async publish(input: PublishItem): Promise<string> {
-    return traced(input?.channel, 1, (trace) => this.publishOne(input, trace))
+  publish(input: PublishItem): Promise<string> {
+    if (tracingRegistered()) return traced(input?.channel, 1, (trace) => this.publishOne(input, trace))
+    return this.publishOne(input)
   }
 
-  private async publishOne(input: PublishItem, trace?: TraceFields): Promise<string> {
-    const prepared = await this.prepare(input, trace)
-    if (!prepared.spec) throw (await this.park([prepared]))[0]
-    // One event: a plain EVALSHA at once (no pipeline, no waiting for other publishes: coalescing
-    // them per tick measured slower for concurrent single publishes and added a hop of latency).
-    // The registry SADD, the first time only, goes out beside it.
-    const {redis, keys} = this.ctx
-    const event = prepared as PreparedEvent
-    const fresh = this.fresh([event])
-    const register = fresh.length > 0 ? redis.sadd(keys.channelRegistry(), ...fresh) : undefined
-    await redis.raptorPublish(...(publishArgs(keys, [event]) as [number, ...string[]]))
-    if (register) {
-      await register
-      for (const c of fresh) this.registered.add(c)
+  private publishOne(input: PublishItem, trace?: TraceFields): Promise<string> {
+    let prepared
+    try {
+      prepared = this.check(input, trace)
+    } catch (error) {
+      return Promise.reject(error as Error)
     }
-    return event.event.id
+    if (!prepared.spec) return this.park([prepared]).then((errors) => Promise.reject(errors[0]))
+    const ready = prepared as PreparedEvent
+    return new Promise<string>((resolve, reject) => {
+      this.waiting.push({prepared: ready, resolve, reject})
+      if (!this.flushScheduled) {
+        this.flushScheduled = true
+        process.nextTick(this.flush)
+      }
+    })
   }
 
-  /** Channels not yet known to be in the registry. */
+  /**
+   * Sends the waiting single publishes: one script call per run of at most {@link CALL_EVENTS}
+   * events of one channel, in order. A call's events are stored together or not at all, so a Redis
+   * error fails exactly the publishes of that call.
+   */
+  readonly flush = (): void => {
+    this.flushScheduled = false
+    const waiting = this.waiting
+    if (waiting.length === 0) return
+    this.waiting = []
+    const {redis, keys} = this.ctx
+    const fresh = this.fresh(waiting.map((w) => w.prepared))
+    if (fresh.length > 0) {
+      const register = redis.sadd(keys.channelRegistry(), ...fresh).then(
+        () => {
+          for (const c of fresh) {
+            this.registered.add(c)
+            this.registering.delete(c)
+          }
+        },
+        (error: unknown) => {
+          for (const c of fresh) this.registering.delete(c)
+          throw error
+        },
+      )
+      for (const c of fresh) this.registering.set(c, register)
+    }
+    for (const run of byChannel(waiting, channelOfWaiting, CALL_EVENTS)) {
+      const registering = this.registering.get(channelOfWaiting(run[0]))
+      const call = redis.raptorPublish(
+        ...publishArgs(
+          keys,
+          run.map((w) => w.prepared),
+        ),
+      )
+      ;(registering ? Promise.all([call, registering]) : call).then(
+        () => {
+          for (const w of run) w.resolve(w.prepared.event.id)
+        },
+        (error: unknown) => {
+          for (const w of run) w.reject(error)
+        },
+      )
+    }
+  }
+
+  /** Channels not yet known to be in the registry (nor being added to it). */
   private fresh(events: readonly PreparedEvent[]): string[] {
-    return [...new Set(events.map((e) => e.event.channel))].filter((c) => !this.registered.has(c))
+    const fresh = new Set<string>()
+    for (const e of events) {
+      const c = e.event.channel
+      if (!this.registered.has(c) && !this.registering.has(c)) fresh.add(c)
+    }
+    return [...fresh]
   }
 
   /**
@@ -176,6 +275,7 @@ export class Publisher {
    * @returns the event ids, in order
    */
   async publishMany(inputs: readonly PublishItem[]): Promise<string[]> {
+    if (!tracingRegistered()) return this.publishBatch(inputs)
     return traced(inputs[0]?.channel, inputs.length, (trace) => this.publishBatch(inputs, trace))
   }
 
@@ -183,7 +283,7 @@ export class Publisher {
     const prepared = []
     for (const [index, input] of inputs.entries()) {
       try {
-        prepared.push(await this.prepare(input, trace))
+        prepared.push(this.check(input, trace))
       } catch (error) {
         if (error instanceof Error && inputs.length > 1)
           error.message = `event ${index + 1}: ${error.message}`
@@ -225,8 +325,8 @@ export class Publisher {
     const pipeline = scriptPipeline(redis)
     const fresh = this.fresh(events)
     if (fresh.length > 0) pipeline.sadd(keys.channelRegistry(), ...fresh)
-    const runs = byChannel(events)
-    for (const run of runs) pipeline.raptorPublish(...(publishArgs(keys, run) as [number, ...string[]]))
+    const runs = byChannel(events, channelOfPrepared, CALL_EVENTS)
+    for (const run of runs) pipeline.raptorPublish(...publishArgs(keys, run))
     const results = (await pipeline.exec()) ?? []
     const offset = fresh.length > 0 ? 1 : 0
     let failure: Error | undefined

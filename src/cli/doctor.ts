@@ -37,6 +37,7 @@ export const DRYRUN_ARGS: Record<string, string[]> = {
   PSUBSCRIBE: ['C*'],
   XADD: ['K', '*', 'f', 'v'],
   XRANGE: ['K', '-', '+'],
+  XREVRANGE: ['K', '+', '-'],
   XLEN: ['K'],
   XDEL: ['K', '1-0'],
   XACK: ['K', 'g', '1-0'],
@@ -74,7 +75,19 @@ const SHARDED_PUBSUB = new Set(['SPUBLISH'])
 const CLIENT_COMMANDS: Record<string, string[]> = {
   publish: ['EVALSHA', 'SCRIPT', 'SADD', 'PUBLISH'],
   agent: ['EVALSHA', 'XREADGROUP', 'XGROUP', 'XAUTOCLAIM', 'XPENDING', 'XINFO'],
-  read: ['XRANGE', 'XINFO', 'XLEN', 'SMEMBERS', 'HGETALL', 'SCAN', 'SUBSCRIBE', 'PSUBSCRIBE', 'INFO', 'TIME'],
+  read: [
+    'XRANGE',
+    'XINFO',
+    'XLEN',
+    'SMEMBERS',
+    'HGETALL',
+    'SCAN',
+    'SUBSCRIBE',
+    'PSUBSCRIBE',
+    'INFO',
+    'TIME',
+    'XREVRANGE',
+  ],
   dlq: ['XRANGE', 'XDEL', 'EVALSHA'],
 }
 

@@ -4,6 +4,7 @@ import {describe, expect, it} from 'vitest'
 import {
   MAX_DATA_DEPTH,
   buildEnvelope,
+  buildPublishEnvelope,
   checkEnvelope,
   loadEnvelopeSchema,
   parseEnvelope,
@@ -203,6 +204,51 @@ describe('the envelope: one rule of validity, a fast path that agrees with the s
           expect(json).toBe(stored)
           expect(readable).toBe(true)
         } else expect(readable && lossless).toBe(false)
+      }),
+      RUNS,
+    )
+  })
+
+  it('the lean publish build (only what the producer gave is checked) agrees with the full one', () => {
+    const maybe = <T>(arb: fc.Arbitrary<T>) => fc.option(arb, {nil: undefined})
+    const input = fc.record(
+      {
+        channel,
+        type: fc.oneof(fc.stringMatching(/^[A-Za-z0-9_.:-]{1,20}$/), text(20)),
+        payload: fc.oneof(fc.dictionary(fc.string(), fc.jsonValue({maxDepth: 2})), fc.constant(new Date(0))),
+        priority: maybe(fc.constantFrom('low', 'normal', 'high', 'critical', 'urgent')),
+        source: maybe(fc.oneof(printable, text(5))),
+        correlationId: maybe(fc.oneof(printable, text(5))),
+        id: maybe(fc.oneof(printable, text(5))),
+        time: maybe(fc.oneof(time, fc.constant(new Date('+010000-01-01T00:00:00Z')))),
+        subject: maybe(fc.oneof(printable, text(5))),
+        dataschema: maybe(fc.oneof(fc.webUrl(), printable)),
+        extensions: maybe(
+          fc.dictionary(fc.oneof(extensionName, fc.constantFrom('Bad', 'traceparent')), extensionValue, {
+            maxKeys: 3,
+          }),
+        ),
+      },
+      {requiredKeys: ['channel', 'type', 'payload']},
+    )
+    const trace = fc.option(
+      fc.record({traceparent: fc.oneof(printable, text(3)), tracestate: fc.oneof(printable, text(3))}),
+      {nil: undefined},
+    )
+    const outcome = (build: () => RaptorEvent) => {
+      try {
+        const {id, time: at, ...rest} = build()
+        return {ok: JSON.stringify(rest), id: typeof id, time: typeof at}
+      } catch (error) {
+        return {error: String(error)}
+      }
+    }
+    fc.assert(
+      fc.property(input, fc.constantFrom('src', 'bad\nsource'), trace, (given, source, context) => {
+        const publishInput = given as Parameters<typeof buildEnvelope>[0] & {channel: string}
+        const lean = outcome(() => buildPublishEnvelope(publishInput, source, context))
+        const full = outcome(() => buildEnvelope(publishInput, source, context))
+        expect(lean).toEqual(full)
       }),
       RUNS,
     )

@@ -45,6 +45,16 @@ describeTargets('raptor get', () => {
     ])
   })
 
+  it('exits 1 for a raptor id whose event was trimmed from history', async () => {
+    const channel = 'sys.state.update'
+    const id = await bus.publish({channel, type: 'trimmed'})
+    expect((await runCli(['get', id, ...target(prefix), '--json'])).code).toBe(0)
+    await bus.redis.xtrim(bus.keys.stream(channel), 'MAXLEN', 0)
+    const result = await runCli(['get', id, ...target(prefix)])
+    expect(result.code).toBe(1)
+    expect(result.stderr).toMatch(new RegExp(`^Error: event ${id} not found`))
+  })
+
   it('finds events by any producer id: braces, spaces, colons, quotes, globs, unicode', async () => {
     const ids = ['{other}', 'a b', 'x:y:z', 'q"uote\\', '*?[', 'ünï 😀', '-starts-with-dash', 'x'.repeat(256)]
     const channel = 'sys.alert.warning'

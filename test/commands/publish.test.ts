@@ -59,7 +59,7 @@ describeTargets('raptor publish', () => {
     ])
     expect(result.code, result.stderr).toBe(0)
     const id = result.stdout.trim()
-    expect(id).toMatch(/^evt-[0-9a-f-]{36}$/)
+    expect(id).toMatch(/^evt-[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
     const [event] = await streamOf(prefix, 'sys.alert.warning')
     expect(event).toMatchObject({
       id,

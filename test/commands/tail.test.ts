@@ -152,7 +152,7 @@ describe('raptor tail', () => {
     const result = await child.exited
     expect(result.code, result.stderr).toBe(130)
     expect(result.stdout.trim()).toMatch(
-      /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z evt-[0-9a-f-]{36} normal +sys\.alert\.warning disk_low RES-001 \{"free":5\}$/,
+      /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z evt-[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12} normal +sys\.alert\.warning disk_low RES-001 \{"free":5\}$/,
     )
   })
 
