@@ -221,7 +221,7 @@ describe(
       ])
       expect(publish.code).toBe(1)
       expect(publish.stderr).toMatch(
-        /^Error: permission denied: Redis user 'raptor-operator' may not run (EVALSHA|EVAL)\b.*\(NOPERM/m,
+        /^Error: permission denied: Redis user 'raptor-operator' may not run (SADD|EVALSHA|EVAL)\b.*\(NOPERM/m,
       )
       quiet(publish.stderr)
     })
@@ -241,8 +241,8 @@ describe(
         '+eval',
         '+time',
         '+xadd',
+        '+set',
         '+publish',
-        '+hincrby',
         '+sadd',
       )
       const result = await runCli([
@@ -260,7 +260,7 @@ describe(
       ])
       expect(result.code).toBe(1)
       expect(result.stderr).toMatch(
-        /permission denied: Redis user 'raptor-noset' may not run SET inside raptor's publish script: grant it with ACL SETUSER raptor-noset \+set/,
+        /permission denied: Redis user 'raptor-noset' may not run HINCRBY inside raptor's publish script: grant it with ACL SETUSER raptor-noset \+hincrby/,
       )
     })
   },
