@@ -246,17 +246,8 @@ export async function openConnection(
   redis.on('error', (error) => {
     lastError = error
   })
-  let timer: NodeJS.Timeout | undefined
   try {
-    await Promise.race([
-      redis.connect(),
-      new Promise((_, reject) => {
-        timer = setTimeout(
-          () => reject(Object.assign(new Error('connect timed out'), {code: 'ETIMEDOUT'})),
-          timeout,
-        )
-      }),
-    ])
+    await withinTimeout(redis.connect(), timeout)
     everReady = true
   } catch (error) {
     closing.add(redis)
@@ -267,8 +258,6 @@ export async function openConnection(
       cause,
       url.sentinel ? await sentinelDiagnosis(url) : await tlsDiagnosis(url, cause, options.tls),
     )
-  } finally {
-    clearTimeout(timer)
   }
   try {
     // A Sentinel URL names a master, never a cluster node.
@@ -398,17 +387,8 @@ async function openCluster(
   }
   cluster.on('error', seen)
   cluster.on('node error', seen)
-  let timer: NodeJS.Timeout | undefined
   try {
-    await Promise.race([
-      cluster.connect(),
-      new Promise((_, reject) => {
-        timer = setTimeout(
-          () => reject(Object.assign(new Error('connect timed out'), {code: 'ETIMEDOUT'})),
-          timeout,
-        )
-      }),
-    ])
+    await withinTimeout(cluster.connect(), timeout)
     everReady = true
   } catch (error) {
     closing.add(cluster)
@@ -420,8 +400,6 @@ async function openCluster(
         {url: url.redacted},
       )
     throw connectionError(raw, cause, await tlsDiagnosis(url, cause, options.tls))
-  } finally {
-    clearTimeout(timer)
   }
   if (options.onConnectionChange && !oneShot)
     watch(cluster, clientName ?? 'redis', options.onConnectionChange)
@@ -439,27 +417,33 @@ function clientUrl(client: RedisClient): string {
   return `redis://${host ?? '127.0.0.1'}:${port ?? 6379}/${db ?? 0}`
 }
 
+/** Waits for `work`, or rejects with an ETIMEDOUT error after `ms` (the timer is always cleared). */
+async function withinTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const expiry = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(Object.assign(new Error('connect timed out'), {code: 'ETIMEDOUT'})), ms)
+  })
+  try {
+    return await Promise.race([work, expiry])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 /** Waits until a client is ready (connecting it when it was created with `lazyConnect`). */
 async function ready<C extends RedisClient>(client: C, timeoutMs: number): Promise<C> {
   if (client.status === 'ready') return client
-  let timer: NodeJS.Timeout | undefined
   let onReady: (() => void) | undefined
   try {
-    await Promise.race([
+    await withinTimeout(
       client.status === 'wait'
         ? client.connect()
         : new Promise<void>((resolve) => client.once('ready', (onReady = resolve))),
-      new Promise((_, reject) => {
-        timer = setTimeout(
-          () => reject(Object.assign(new Error('connect timed out'), {code: 'ETIMEDOUT'})),
-          timeoutMs,
-        )
-      }),
-    ])
+      timeoutMs,
+    )
   } catch (error) {
     throw connectionError(clientUrl(client), error)
   } finally {
-    clearTimeout(timer)
     if (onReady) client.off('ready', onReady)
   }
   return client
